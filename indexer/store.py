@@ -1,0 +1,255 @@
+"""The product store: SQLAlchemy 2 models and sessions.
+
+The schema is owned by Alembic (`migrations/`); `open_store` refuses a database that is not at the head
+revision, so a stale or empty database fails with one clear line instead of a SQL error later.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from indexer.errors import ConfigError
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict: JSON, list: JSON}
+
+
+class Product(Base):
+    """One catalog product; `status` is 'active' or 'deleted' (pruned), never hard-deleted by the indexer."""
+
+    __tablename__ = "products"
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    # Stable integer surrogate of `id`, assigned once at first insert: the FAISS id of this product's vectors.
+    key: Mapped[int] = mapped_column(Integer, unique=True, index=True)
+    title: Mapped[str] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    brand: Mapped[str | None] = mapped_column(String(256), index=True)
+    category: Mapped[str | None] = mapped_column(String(512), index=True)  # "A > B > C"
+    colour: Mapped[str | None] = mapped_column(String(128), index=True)
+    gender: Mapped[str | None] = mapped_column(String(64), index=True)
+    price: Mapped[float | None] = mapped_column(Float, index=True)
+    currency: Mapped[str | None] = mapped_column(String(8))
+    image_ref: Mapped[str | None] = mapped_column(Text)  # as resolved at ingestion: path or ARCHIVE.zip#MEMBER
+    attributes: Mapped[dict] = mapped_column(JSON, default=dict)
+    text_hash: Mapped[str | None] = mapped_column(String(64))  # hash of what the text vector is built from
+    image_hash: Mapped[str | None] = mapped_column(String(64))  # sha256 of the image bytes
+    meta_hash: Mapped[str | None] = mapped_column(String(64))  # hash of every field, for metadata-only updates
+    status: Mapped[str] = mapped_column(String(16), default="active", index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class ProductImage(Base):
+    """Facts about a product's image bytes, checked before decoding."""
+
+    __tablename__ = "product_images"
+    product_id: Mapped[str] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"), primary_key=True)
+    ref: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    format: Mapped[str] = mapped_column(String(16))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    n_bytes: Mapped[int] = mapped_column(Integer)
+
+
+class Embedding(Base):
+    """A product's vector of one kind ('image', 'text', 'fused') under one model; float32 bytes."""
+
+    __tablename__ = "embeddings"
+    product_id: Mapped[str] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"), primary_key=True)
+    model: Mapped[str] = mapped_column(String(256), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    source_hash: Mapped[str] = mapped_column(String(64))  # text_hash or image_hash it was computed from
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class IngestRun(Base):
+    """One `shoplens index` run and its totals."""
+
+    __tablename__ = "ingest_runs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    catalog: Mapped[str] = mapped_column(Text)
+    options: Mapped[dict] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="running")  # running | done | failed
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    counts: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class RowOutcome(Base):
+    """What happened to one catalog row in one run: indexed, updated, unchanged, rejected or pruned."""
+
+    __tablename__ = "row_outcomes"
+    __table_args__ = (Index("ix_row_outcomes_run_outcome", "run_id", "outcome"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("ingest_runs.id", ondelete="CASCADE"))
+    row_number: Mapped[int | None] = mapped_column(Integer)
+    product_id: Mapped[str | None] = mapped_column(String(128))
+    outcome: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+
+
+class IndexVersion(Base):
+    """A published (or building) FAISS index version; files live under `<home>/index/<name>/`."""
+
+    __tablename__ = "index_versions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    model: Mapped[str] = mapped_column(String(256))
+    index_type: Mapped[str] = mapped_column(String(64))
+    vectors: Mapped[int] = mapped_column(Integer)
+    dim: Mapped[int] = mapped_column(Integer)
+    params: Mapped[dict] = mapped_column(JSON, default=dict)  # build params, recall vs exact, timings
+    status: Mapped[str] = mapped_column(String(16), default="building")  # building | published | retired
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class CopyVersion(Base):
+    """One generated (or edited) description of a product; the source description is never overwritten."""
+
+    __tablename__ = "copy_versions"
+    __table_args__ = (UniqueConstraint("product_id", "version"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    product_id: Mapped[str] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    bullets: Mapped[list] = mapped_column(JSON, default=list)
+    seo_title: Mapped[str | None] = mapped_column(Text)
+    model: Mapped[str] = mapped_column(String(256))
+    prompt: Mapped[str] = mapped_column(Text)
+    params: Mapped[dict] = mapped_column(JSON, default=dict)
+    unsupported_claims: Mapped[list] = mapped_column(JSON, default=list)
+    status: Mapped[str] = mapped_column(String(16), default="draft")  # draft | approved | discarded
+    edited: Mapped[bool] = mapped_column(Boolean, default=False)
+    author: Mapped[str | None] = mapped_column(String(256))
+    parent_version: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class EvalRun(Base):
+    """One `shoplens eval` run: its configuration, the index version it ran on, and its metrics."""
+
+    __tablename__ = "eval_runs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str | None] = mapped_column(String(256))
+    config: Mapped[dict] = mapped_column(JSON, default=dict)
+    index_version: Mapped[str | None] = mapped_column(String(64))
+    metrics: Mapped[dict] = mapped_column(JSON, default=dict)
+    report_path: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def make_engine(db_url: str) -> Engine:
+    """An engine for `db_url`; SQLite gets WAL so the server reads while the indexer writes."""
+    if db_url.startswith("sqlite:///"):
+        Path(db_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(db_url, pool_pre_ping=True)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def migrations_dir() -> Path:
+    return Path(__file__).resolve().parent.parent / "migrations"
+
+
+def alembic_config(db_url: str):
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir()))
+    cfg.set_main_option("sqlalchemy.url", db_url.replace("%", "%%"))
+    return cfg
+
+
+def upgrade(db_url: str) -> None:
+    """Bring the database to the head revision (`alembic upgrade head`)."""
+    from alembic import command
+
+    make_engine(db_url).dispose()  # creates the SQLite folder
+    command.upgrade(alembic_config(db_url), "head")
+
+
+def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def head_revision(db_url: str) -> str | None:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config(db_url)).get_current_head()
+
+
+class Store:
+    """An engine plus a session factory for a migrated database."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session that commits on success and rolls back on error."""
+        with self._sessions() as session:
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
+
+def open_store(db_url: str, *, migrate: bool = False) -> Store:
+    """Open the store; with `migrate`, upgrade it first, else refuse an unmigrated database."""
+    if migrate:
+        upgrade(db_url)
+    engine = make_engine(db_url)
+    try:
+        current = current_revision(engine)
+    except Exception as exc:  # unreachable server, bad URL
+        raise ConfigError(f"cannot open database {engine.url.render_as_string(hide_password=True)}: {exc}") from exc
+    head = head_revision(db_url)
+    if current != head:
+        engine.dispose()
+        raise ConfigError(
+            f"database is at revision {current or 'none'} but this ShopLens needs {head}",
+            hint="run `shoplens migrate` (or `alembic upgrade head`) first.",
+        )
+    return Store(engine)
