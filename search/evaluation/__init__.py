@@ -1,0 +1,1 @@
+"""Offline retrieval evaluation (`shoplens eval`): query builders, TREC files, metrics, runner and reports."""
