@@ -1,0 +1,125 @@
+"""`shoplens index` and `shoplens status` (click commands registered in web/cli.py).
+
+The settings come from the root group's context object (`load_settings`), so this module needs nothing from web/.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import click
+from sqlalchemy import func, select
+
+from indexer.config import Settings
+from indexer.errors import BadInput
+from indexer.store import IngestRun, Product, RowOutcome, open_store
+from indexer.vectors import current_version, read_manifest
+
+log = logging.getLogger(__name__)
+
+EXIT_ROWS_REJECTED = 3
+
+
+def _settings(ctx: click.Context) -> Settings:
+    return ctx.find_root().obj
+
+
+def _rollback(settings: Settings) -> None:
+    from indexer.pipeline import record_version
+    from indexer.vectors import rollback
+
+    old, new = rollback(settings.index_dir)
+    with open_store(settings.db_url).session() as s:
+        record_version(s, read_manifest(settings.index_dir, new))
+    click.echo(f"rolled back from {old} to {new}")
+
+
+def _print_errors(settings: Settings, run_id: int | None) -> None:
+    with open_store(settings.db_url).session() as s:
+        run_id = run_id or s.scalar(select(func.max(IngestRun.id)))
+        if run_id is None:
+            raise BadInput("no index run yet", hint="Run `shoplens index CATALOG` first.")
+        run = s.get(IngestRun, run_id)
+        if run is None:
+            raise BadInput(f"no index run {run_id}")
+        rows = s.execute(select(RowOutcome.row_number, RowOutcome.product_id, RowOutcome.reason)
+                         .where(RowOutcome.run_id == run_id, RowOutcome.outcome == "rejected")
+                         .order_by(RowOutcome.row_number)).all()
+    click.echo(f"run {run_id} ({run.catalog}, {run.status}): {len(rows)} rejected rows", err=True)
+    for row_number, product_id, reason in rows:
+        click.echo(f"row {row_number}\tid {product_id or '-'}\t{reason}")
+
+
+@click.command("index")
+@click.argument("catalog", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--images-root", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder that relative image paths are relative to (default: the catalog's folder).")
+@click.option("--map", "mapping", multiple=True, metavar="FIELD=COLUMN",
+              help="Read FIELD from another column; `a,b` = first non-empty, `a>b>c` = category path, "
+                   "`x.zip#{col}` = template. Repeatable.")
+@click.option("--model", "model_spec", default=None, help="Encoder spec (default $SHOPLENS_MODEL or shoplens-lite).")
+@click.option("--prune", is_flag=True, help="Delete products that are no longer in the catalog.")
+@click.option("--rollback", "do_rollback", is_flag=True, help="Switch back to the previous index version.")
+@click.option("--errors", "show_errors", is_flag=True, help="List the rejected rows of the last run (or --run).")
+@click.option("--run", "run_id", type=int, default=None, help="With --errors: which run.")
+@click.option("--batch-size", type=click.IntRange(1, 1024), default=None, help="Products per encoder batch.")
+@click.option("--workers", type=click.IntRange(0, 64), default=None, help="Image decoding threads.")
+@click.option("--no-progress", is_flag=True, help="No progress bar (logs only).")
+@click.pass_context
+def index_command(ctx: click.Context, catalog: Path | None, images_root: Path | None, mapping: tuple[str, ...],
+                  model_spec: str | None, prune: bool, do_rollback: bool, show_errors: bool, run_id: int | None,
+                  batch_size: int | None, workers: int | None, no_progress: bool) -> None:
+    """Index CATALOG (CSV or JSON Lines) into the database and publish a new index version.
+
+    Exit status: 0 done, 1 failed, 3 done but some rows were rejected (see `shoplens index --errors`).
+    """
+    settings = _settings(ctx).with_overrides(batch_size=batch_size, workers=workers)
+    if do_rollback:
+        return _rollback(settings)
+    if show_errors:
+        return _print_errors(settings, run_id)
+    if catalog is None:
+        raise click.UsageError("missing CATALOG (or use --rollback / --errors)")
+    from indexer.pipeline import IndexOptions, run_index
+
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # migration plugin chatter
+
+    options = IndexOptions(catalog=catalog, images_root=images_root.resolve() if images_root else None,
+                           mapping=mapping, model_spec=model_spec, prune=prune,
+                           progress=not no_progress)
+    summary = run_index(settings, options)
+    click.echo(summary.line())
+    if summary.rejected:
+        click.echo(f"{summary.rejected} rows rejected: see `shoplens index --errors`", err=True)
+        ctx.exit(EXIT_ROWS_REJECTED)
+
+
+def index_status(settings: Settings) -> dict:
+    """`{"products": N, "index": {"version", "vectors", "type", ...}}`; index is null before the first publish."""
+    with open_store(settings.db_url).session() as s:
+        products = s.scalar(select(func.count()).select_from(Product).where(Product.status == "active"))
+    name = current_version(settings.index_dir)
+    index = None
+    if name:
+        m = read_manifest(settings.index_dir, name)
+        index = {"version": name, "vectors": m["count"], "type": m["kinds"]["fused"]["type"], "model": m["model"],
+                 "dim": m["dim"], "recall_at_10_vs_exact": {k: v["recall_at_10_vs_exact"]
+                                                            for k, v in m["kinds"].items()},
+                 "previous": m.get("previous")}
+    return {"products": products, "index": index}
+
+
+@click.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def status_command(ctx: click.Context, as_json: bool) -> None:
+    """Products in the database and the published index version."""
+    status = index_status(_settings(ctx))
+    if as_json:
+        click.echo(json.dumps(status))
+        return
+    click.echo(f"products: {status['products']}")
+    idx = status["index"]
+    click.echo("index: none published yet" if idx is None else
+               f"index: {idx['version']} ({idx['vectors']} vectors, {idx['type']}, model {idx['model']})")

@@ -1,0 +1,74 @@
+"""The BM25 index (bm25s) that search blends with the vectors: exact words such as brands, sizes and colours.
+
+Each indexed document is a product's title, brand, category, colour, attributes, description and its approved
+copy. The index is saved in a version's `lexical/` folder with the product keys in the same order, and loaded
+memory-mapped.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import bm25s
+import numpy as np
+
+log = logging.getLogger(__name__)
+logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every build step at DEBUG
+
+_KEYS_FILE = "keys.npy"
+_STOPWORDS = "en"
+
+
+def product_document(title: str, brand: str | None, category: str | None, colour: str | None,
+                     attributes: dict | None, description: str | None, approved_copy: Iterable[str] = ()) -> str:
+    """The text BM25 sees for one product (the brand and title come first; order does not change BM25)."""
+    attrs = " ".join(f"{k} {v}" for k, v in (attributes or {}).items())
+    parts = [title, brand, category, colour, attrs, description, *approved_copy]
+    return "\n".join(p for p in parts if p)
+
+
+def _tokenize(texts: Sequence[str]) -> list[list[str]]:
+    return bm25s.tokenize(list(texts), stopwords=_STOPWORDS, return_ids=False, show_progress=False)
+
+
+def build_lexical(keys: Sequence[int], documents: Sequence[str], out_dir: Path) -> dict:
+    """Index `documents` (one per product key) into `out_dir`; returns facts for the manifest."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    np.save(out_dir / _KEYS_FILE, np.asarray(keys, dtype=np.int64))
+    if not documents:
+        (out_dir / "empty.json").write_text(json.dumps({"documents": 0}))
+        return {"documents": 0}
+    retriever = bm25s.BM25()
+    retriever.index(bm25s.tokenize(list(documents), stopwords=_STOPWORDS, show_progress=False),
+                    show_progress=False)
+    retriever.save(str(out_dir), show_progress=False)
+    return {"documents": len(documents), "vocabulary": len(retriever.vocab_dict)}
+
+
+class LexicalIndex:
+    """A loaded BM25 index: `search(query, k)` → [(product key, score)], best first, only matching products."""
+
+    def __init__(self, retriever: bm25s.BM25 | None, keys: np.ndarray) -> None:
+        self._retriever = retriever
+        self._keys = keys
+
+    @classmethod
+    def load(cls, path: Path) -> "LexicalIndex":
+        keys = np.load(path / _KEYS_FILE, mmap_mode="r")
+        if len(keys) == 0:
+            return cls(None, keys)
+        return cls(bm25s.BM25.load(str(path), mmap=True, show_progress=False), keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def search(self, query: str, k: int = 10) -> list[tuple[int, float]]:
+        if self._retriever is None or k <= 0:
+            return []
+        tokens = [t for t in _tokenize([query])[0] if t in self._retriever.vocab_dict]
+        if not tokens:
+            return []
+        rows, scores = self._retriever.retrieve([tokens], k=min(k, len(self._keys)), show_progress=False)
+        return [(int(self._keys[r]), float(s)) for r, s in zip(rows[0], scores[0]) if s > 0]
