@@ -60,6 +60,12 @@ def migrate(ctx: click.Context) -> None:
     click.echo("database is at the head revision")
 
 
+from indexer.commands import index_command, status_command  # noqa: E402
+
+cli.add_command(index_command)
+cli.add_command(status_command)
+
+
 def main() -> None:
     cli(prog_name="shoplens")
 
