@@ -1,0 +1,78 @@
+"""Search tuning in one place: hybrid fusion method, which vectors each query kind searches, score floors.
+
+Defaults were measured on Myntra title and attribute queries (bench/hybrid.py, bench/RESULTS.md). Each value can be
+overridden by `Settings.extra["search"]` (a dict, e.g. from `create_app({"search": {...}})`) or by an environment
+variable `SHOPLENS_SEARCH_<NAME>` (e.g. `SHOPLENS_SEARCH_HYBRID=blend:0.6`).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+
+from indexer.config import Settings
+from indexer.errors import ConfigError
+from search.fusion import parse_hybrid
+
+KINDS = ("image", "text", "fused")
+MODES = ("hybrid", "lexical", *KINDS)
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """How queries are answered; see the module docstring for how to override."""
+
+    hybrid: str = "rrf:60"          # rrf[:K] or blend[:ALPHA] (ALPHA = weight of the vector score)
+    text_mode: str = "hybrid"       # what a plain text query runs: hybrid | lexical | image | text | fused
+    hybrid_kind: str = "fused"      # product vectors the vector half of hybrid compares a text query with
+    image_kind: str = "image"       # product vectors a photo (or photo + text) query is compared with
+    similar_kind: str = "fused"     # product vectors "more like this" compares
+    candidates: int = 400           # hits taken from each ranker; facets count over what survives of them
+    min_text_score: float = 0.25    # cosine floor for vector hits of a text query (lexical hits always pass)
+    min_image_score: float = 0.30   # cosine floor for photo and similar-product hits
+    image_weight: float = 0.6       # photo's share of a photo + text query (text gets the rest)
+    negative_weight: float = 0.35   # how strongly "without X" pushes the query vector away from X
+    collapse: bool = True           # fold near-duplicates (same image bytes, or same title and near-identical image)
+    duplicate_cosine: float = 0.97  # image-vector cosine above which same-titled products count as duplicates
+
+    def __post_init__(self) -> None:
+        try:
+            parse_hybrid(self.hybrid)
+        except ValueError as exc:
+            raise ConfigError(f"search setting hybrid: {exc}") from None
+        for name in ("hybrid_kind", "image_kind", "similar_kind"):
+            if getattr(self, name) not in KINDS:
+                raise ConfigError(f"search setting {name} must be one of {', '.join(KINDS)}")
+        if self.text_mode not in MODES:
+            raise ConfigError(f"search setting text_mode must be one of {', '.join(MODES)}")
+        if not 0.0 <= self.image_weight <= 1.0:
+            raise ConfigError("search setting image_weight must lie in [0, 1]")
+        if self.candidates < 10:
+            raise ConfigError("search setting candidates must be at least 10")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "SearchConfig":
+        """Defaults, then `SHOPLENS_SEARCH_*` environment variables, then `settings.extra["search"]`."""
+        values: dict = {}
+        for f in fields(cls):
+            raw = os.environ.get(f"SHOPLENS_SEARCH_{f.name.upper()}")
+            if raw is not None:
+                values[f.name] = _coerce(f.name, f.type, raw)
+        for name, raw in (settings.extra.get("search") or {}).items():
+            typ = next((f.type for f in fields(cls) if f.name == name), None)
+            if typ is None:
+                raise ConfigError(f"unknown search setting {name!r}")
+            values[name] = _coerce(name, typ, raw)
+        return replace(cls(), **values)
+
+
+def _coerce(name: str, typ: str, raw):
+    try:
+        if typ == "bool":
+            return raw if isinstance(raw, bool) else str(raw).strip().lower() in ("1", "true", "yes", "on")
+        if typ == "int":
+            return int(raw)
+        if typ == "float":
+            return float(raw)
+        return str(raw)
+    except ValueError:
+        raise ConfigError(f"search setting {name}: {raw!r} is not a {typ}") from None

@@ -1,0 +1,327 @@
+"""The query engine: text, photo, photo + text, "without X" and more-like-this, over the CURRENT index version.
+
+A text query runs the lexical ranker (BM25) and a vector search and fuses them (hybrid, `SearchConfig.hybrid`);
+a photo query searches image vectors with the photo's vector, nudged by any text ("like this, but in blue") and
+pushed away from any negative text. Filters restrict the vector search inside FAISS (an id selector), so a narrow
+filter still fills a page; facets count over every hit that passes the score floor. Each stage is timed so
+the API can export where the time goes.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import faiss
+import numpy as np
+from PIL import Image
+from sqlalchemy import select
+
+from indexer.config import Settings
+from indexer.errors import BadInput, NotFound
+from indexer.store import CopyVersion, Embedding, Product, ProductImage, Store, open_store
+from indexer.vectors import IndexReader, LoadedVersion
+from search.config import SearchConfig
+from search.dedupe import collapse
+from search.filters import Filters
+from search.fusion import fuse
+from search.products import ProductTable
+from search.query import Hit, Query, SearchResult, split_negative
+from search.suggest import Suggester
+
+log = logging.getLogger(__name__)
+
+Ranking = list[tuple[int, float]]
+
+
+class _Timer:
+    """Accumulates seconds per stage for one query."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str):
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
+
+
+@dataclass
+class _State:
+    """What one index version needs besides its files: the product facts it was built with."""
+
+    version: LoadedVersion
+    table: ProductTable
+    suggester: Suggester | None = None
+
+
+class SearchEngine:
+    """Answers queries against the published index; safe to share between threads of one process."""
+
+    def __init__(self, settings: Settings, config: SearchConfig | None = None, *, store: Store | None = None) -> None:
+        self.settings = settings
+        self.config = config or SearchConfig.from_settings(settings)
+        self.store = store or open_store(settings.db_url)
+        self.reader = IndexReader(settings.index_dir)
+        self._state: _State | None = None
+        self._lock = threading.Lock()
+
+    # --- index version and model -------------------------------------------------------------------------
+    def state(self) -> _State:
+        """The current version and its product facts, reloaded when CURRENT changes."""
+        version = self.reader.current()
+        state = self._state
+        if state is None or state.version is not version:
+            with self._lock:
+                if self._state is None or self._state.version is not version:
+                    self._state = _State(version, ProductTable.load(self.store))
+                state = self._state
+        return state
+
+    def encoder(self):
+        """The encoder the current index was built with (loaded once per process)."""
+        from indexer.encoder import load_encoder
+
+        return load_encoder(self.state().version.manifest.get("model") or self.settings.model_spec,
+                            cache_dir=self.settings.cache_dir)
+
+    def warm_up(self) -> str:
+        """Load the index, the product facts and the model, and run one query; returns the index version."""
+        state = self.state()
+        self.encoder().encode_texts(["warm up"])
+        for kind in {self.config.hybrid_kind, self.config.image_kind, self.config.similar_kind}:
+            if kind in state.version.manifest["kinds"]:
+                state.version.index(kind)
+        state.version.lexical()
+        return state.version.name
+
+    # --- queries -------------------------------------------------------------------------------------------
+    def search(self, query: Query) -> SearchResult:
+        """Answer a text, photo, photo + text, or more-like-this query."""
+        if query.k < 1 or query.page < 1:
+            raise BadInput("k and page must be at least 1")
+        timer = _Timer()
+        state = self.state()
+        text, negative = split_negative(query.text or "")
+        negative = " ".join(filter(None, [negative, (query.negative or "").strip()]))
+        with timer.stage("metadata"):
+            allowed = state.table.allowed_keys(query.filters)
+        if query.like is not None:
+            kind, mode = "similar", self.config.similar_kind
+            ranking = self._similar(state, query.like, allowed, timer)
+        elif query.image is not None:
+            kind, mode = ("image+text" if text else "image"), self.config.image_kind
+            ranking = self._photo(state, query.image, text, negative, query.image_weight, allowed, timer)
+        elif text:
+            kind, mode = "text", query.mode or self.config.text_mode
+            ranking = self._text(state, text, negative, mode, allowed, timer)
+        elif not query.filters.is_empty():
+            kind, mode = "browse", "filters"
+            ranking = [(int(key), 0.0) for key in (allowed if allowed is not None else [])[: self.config.candidates]]
+        else:
+            raise BadInput("nothing to search for: give a text query, a photo, a product id or a filter")
+        return self._page(state, ranking, query, kind=kind, mode=mode, text=text, negative=negative, timer=timer)
+
+    def similar(self, product_id: str, *, k: int = 10, page: int = 1, filters: Filters | None = None) -> SearchResult:
+        """Products that look like `product_id` (itself excluded)."""
+        return self.search(Query(like=product_id, k=k, page=page, filters=filters or Filters()))
+
+    def _text(self, state: _State, text: str, negative: str, mode: str, allowed, timer: _Timer) -> Ranking:
+        cfg = self.config
+        lexical: Ranking = []
+        vector: Ranking = []
+        if mode in ("hybrid", "lexical"):
+            with timer.stage("lexical"):
+                lexical = self._lexical(state, text, allowed)
+        if mode != "lexical":
+            kind = cfg.hybrid_kind if mode == "hybrid" else mode
+            with timer.stage("encode"):
+                vec = self._text_vector(text, negative)
+            with timer.stage("vector_search"):
+                vector = self._vector_search(state, kind, vec, allowed)
+            vector = [(key, s) for key, s in vector if s >= cfg.min_text_score]
+        if negative:
+            with timer.stage("lexical"):
+                avoid = {key for key, _ in state.version.lexical().search(negative, cfg.candidates * 5)}
+            lexical = [(key, s) for key, s in lexical if key not in avoid]
+            vector = [(key, s) for key, s in vector if key not in avoid]
+        if mode == "hybrid":
+            return fuse(vector, lexical, cfg.hybrid) if vector and lexical else (vector or lexical)
+        return lexical if mode == "lexical" else vector
+
+    def _text_vector(self, text: str, negative: str) -> np.ndarray:
+        enc = self.encoder()
+        if not negative:
+            return enc.encode_texts([text])[0]
+        pos, neg = enc.encode_texts([text, negative])
+        return _unit(pos - self.config.negative_weight * neg)
+
+    def _photo(self, state: _State, image: Image.Image, text: str, negative: str, weight: float | None,
+               allowed, timer: _Timer) -> Ranking:
+        cfg = self.config
+        w = cfg.image_weight if weight is None else weight
+        if not 0.0 <= w <= 1.0:
+            raise BadInput("image_weight must lie between 0 and 1")
+        enc = self.encoder()
+        with timer.stage("encode"):
+            vec = enc.encode_images([image])[0]
+            texts = [t for t in (text, negative) if t]
+            if texts:
+                encoded = dict(zip(texts, enc.encode_texts(texts)))
+                if text:
+                    vec = _unit(w * vec + (1.0 - w) * encoded[text])
+                if negative:
+                    vec = _unit(vec - cfg.negative_weight * encoded[negative])
+        with timer.stage("vector_search"):
+            ranking = self._vector_search(state, cfg.image_kind, vec, allowed)
+        floor = cfg.min_image_score if not text else min(cfg.min_image_score, cfg.min_text_score)
+        ranking = [(key, s) for key, s in ranking if s >= floor]
+        if negative:
+            with timer.stage("lexical"):
+                avoid = {key for key, _ in state.version.lexical().search(negative, cfg.candidates * 5)}
+            ranking = [(key, s) for key, s in ranking if key not in avoid]
+        return ranking
+
+    def _similar(self, state: _State, product_id: str, allowed, timer: _Timer) -> Ranking:
+        facts = state.table.by_id.get(product_id)
+        if facts is None:
+            raise NotFound(f"no product with id {product_id!r}")
+        kind = self.config.similar_kind
+        with timer.stage("encode"):
+            vec = self._stored_vectors(state, kind, [facts.key]).get(facts.key)
+        if vec is None:
+            raise NotFound(f"product {product_id!r} has no {kind} vector in index version {state.version.name}",
+                           hint="Re-run `shoplens index` to embed it.")
+        with timer.stage("vector_search"):
+            ranking = self._vector_search(state, kind, vec, allowed, extra=1)
+        return [(key, s) for key, s in ranking if key != facts.key and s >= self.config.min_image_score]
+
+    # --- building blocks -------------------------------------------------------------------------------------
+    def _vector_search(self, state: _State, kind: str, vec: np.ndarray, allowed, *, extra: int = 0) -> Ranking:
+        """Top candidates of one kind; `allowed` (keys) restricts the search inside FAISS."""
+        index = state.version.index(kind)
+        k = min(self.config.candidates + extra, index.ntotal)
+        if k <= 0:
+            return []
+        query = np.ascontiguousarray(vec.reshape(1, -1), dtype=np.float32)
+        if allowed is None:
+            scores, keys = index.search(query, k)
+        else:
+            if len(allowed) == 0:
+                return []
+            selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
+            scores, keys = index.search(query, min(k, len(allowed)), params=_search_params(index, selector))
+        return [(int(key), float(s)) for key, s in zip(keys[0], scores[0]) if key >= 0]
+
+    def _lexical(self, state: _State, text: str, allowed) -> Ranking:
+        lexical = state.version.lexical()
+        if allowed is None:
+            return lexical.search(text, self.config.candidates)
+        allowed_set = set(allowed.tolist())
+        hits = lexical.search(text, self.config.candidates * 8)
+        return [(key, s) for key, s in hits if key in allowed_set][: self.config.candidates]
+
+    def _stored_vectors(self, state: _State, kind: str, keys: list[int]) -> dict[int, np.ndarray]:
+        """Vectors of `keys` from the FAISS file (exact and HNSW indexes keep them), else from the database."""
+        if kind not in state.version.manifest["kinds"]:
+            return {}
+        index = state.version.index(kind)
+        out: dict[int, np.ndarray] = {}
+        try:
+            for key in keys:
+                out[key] = index.reconstruct(int(key))
+            return out
+        except RuntimeError:  # IVF-PQ without a direct map, or a key missing from this version
+            pass
+        by_key = {state.table.by_key[k].id: k for k in keys if k in state.table.by_key}
+        with self.store.session() as session:
+            rows = session.execute(select(Embedding.product_id, Embedding.vector).where(
+                Embedding.product_id.in_(list(by_key)), Embedding.kind == kind,
+                Embedding.model == state.version.manifest.get("model"))).all()
+        return {by_key[r.product_id]: np.frombuffer(r.vector, dtype=np.float32) for r in rows}
+
+    def _page(self, state: _State, ranking: Ranking, query: Query, *, kind: str, mode: str, text: str,
+              negative: str, timer: _Timer) -> SearchResult:
+        with timer.stage("metadata"):
+            hits = [Hit(state.table.by_key[key], score) for key, score in ranking if key in state.table.by_key]
+            if self.config.collapse if query.collapse is None else query.collapse:
+                hits = collapse(hits, vectors=lambda keys: self._stored_vectors(state, "image", keys),
+                                threshold=self.config.duplicate_cosine)
+            facets = state.table.facets(h.product.key for h in hits)
+            start = (query.page - 1) * query.k
+            page_hits = hits[start:start + query.k]
+        return SearchResult(hits=page_hits, total=len(hits), page=query.page, k=query.k, facets=facets,
+                            index_version=state.version.name, kind=kind, mode=mode, text=text, negative=negative,
+                            timings=timer.seconds)
+
+    def suggest(self, prefix: str, n: int = 8) -> list[dict]:
+        """Phrases for the search box that start with (or have a word starting with) `prefix`."""
+        state = self.state()
+        if state.suggester is None:
+            state.suggester = Suggester(state.table)
+        return state.suggester.suggest(prefix, n)
+
+    # --- product facts -------------------------------------------------------------------------------------
+    def product(self, product_id: str) -> dict:
+        """Everything the product page shows: the catalog facts, image facts and the approved copy, if any."""
+        with self.store.session() as session:
+            product = session.get(Product, product_id)
+            if product is None or product.status != "active":
+                raise NotFound(f"no product with id {product_id!r}")
+            image = session.get(ProductImage, product_id)
+            approved = session.execute(
+                select(CopyVersion).where(CopyVersion.product_id == product_id, CopyVersion.status == "approved")
+                .order_by(CopyVersion.version.desc()).limit(1)).scalar_one_or_none()
+            return {
+                "id": product.id, "title": product.title, "description": product.description,
+                "brand": product.brand, "category": product.category, "colour": product.colour,
+                "gender": product.gender, "price": product.price, "currency": product.currency,
+                "attributes": product.attributes or {},
+                "image": ({"format": image.format, "width": image.width, "height": image.height}
+                          if image is not None else None),
+                "has_image": bool(product.image_ref),
+                "copy": ({"version": approved.version, "text": approved.text, "bullets": approved.bullets or [],
+                          "seo_title": approved.seo_title} if approved is not None else None),
+            }
+
+    def image_ref(self, product_id: str) -> str:
+        """Where the product's image bytes are (a path or ARCHIVE.zip#MEMBER recorded at ingestion)."""
+        with self.store.session() as session:
+            ref = session.execute(select(Product.image_ref).where(
+                Product.id == product_id, Product.status == "active")).scalar_one_or_none()
+        if not ref:
+            raise NotFound(f"product {product_id!r} has no image")
+        return ref
+
+    def status(self) -> dict:
+        """Counts and the published version, as `shoplens status --json` reports them."""
+        state = self.state()
+        manifest = state.version.manifest
+        kinds = manifest.get("kinds", {})
+        first = kinds.get(self.config.hybrid_kind) or next(iter(kinds.values()), {})
+        return {"products": len(state.table),
+                "index": {"version": state.version.name, "vectors": manifest.get("count"),
+                          "type": first.get("type"), "model": manifest.get("model"), "kinds": sorted(kinds)},
+                "search": {"hybrid": self.config.hybrid, "text_mode": self.config.text_mode}}
+
+
+def _unit(vec: np.ndarray) -> np.ndarray:
+    norm = float(np.linalg.norm(vec))
+    return (vec / norm).astype(np.float32) if norm > 0 else vec.astype(np.float32)
+
+
+def _search_params(index: faiss.Index, selector: faiss.IDSelector) -> faiss.SearchParameters:
+    """Search parameters carrying an id selector, of the type the (inner) index expects."""
+    inner = faiss.downcast_index(index.index) if isinstance(index, faiss.IndexIDMap2) else faiss.downcast_index(index)
+    if isinstance(inner, faiss.IndexHNSW):
+        params = faiss.SearchParametersHNSW(sel=selector, efSearch=max(inner.hnsw.efSearch, 128))
+    elif isinstance(inner, faiss.IndexIVF):
+        params = faiss.SearchParametersIVF(sel=selector, nprobe=max(inner.nprobe, 16))
+    else:
+        params = faiss.SearchParameters(sel=selector)
+    return params  # the caller keeps `selector` alive while the search runs

@@ -1,0 +1,68 @@
+"""Rank fusion for hybrid search: combine a lexical (BM25) ranking with vector rankings.
+
+Two methods, chosen by `SearchConfig.hybrid`: reciprocal-rank fusion, which needs no score calibration, and a
+weighted blend of per-query normalised scores, which keeps score gaps (a strong exact match stays far ahead).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+Ranking = Sequence[tuple[int, float]]  # (product key, score), best first
+
+
+def rrf(rankings: Sequence[Ranking], *, k: int = 60, weights: Sequence[float] | None = None) -> list[tuple[int, float]]:
+    """Reciprocal-rank fusion: score(d) = sum_i w_i / (k + rank_i(d)), ranks from 1; best first."""
+    if weights is None:
+        weights = [1.0] * len(rankings)
+    if len(weights) != len(rankings):
+        raise ValueError("one weight per ranking")
+    fused: dict[int, float] = {}
+    for ranking, weight in zip(rankings, weights):
+        for rank, (key, _score) in enumerate(ranking, start=1):
+            fused[key] = fused.get(key, 0.0) + weight / (k + rank)
+    return sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def _normalise(ranking: Ranking) -> dict[int, float]:
+    """Min-max normalise scores to [0, 1] within one query; a single or flat list maps to 1."""
+    if not ranking:
+        return {}
+    scores = [s for _, s in ranking]
+    lo, hi = min(scores), max(scores)
+    if hi - lo <= 1e-12:
+        return {key: 1.0 for key, _ in ranking}
+    return {key: (s - lo) / (hi - lo) for key, s in ranking}
+
+
+def blend(vector: Ranking, lexical: Ranking, *, alpha: float = 0.5) -> list[tuple[int, float]]:
+    """alpha * normalised vector score + (1 - alpha) * normalised lexical score; missing counts as 0."""
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError("alpha must lie in [0, 1]")
+    v, lex = _normalise(vector), _normalise(lexical)
+    keys = set(v) | set(lex)
+    fused = {key: alpha * v.get(key, 0.0) + (1.0 - alpha) * lex.get(key, 0.0) for key in keys}
+    return sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def parse_hybrid(spec: str) -> tuple[str, float]:
+    """Parse a hybrid spec: 'rrf', 'rrf:60' (k), 'blend' or 'blend:0.7' (alpha, vector weight)."""
+    method, _, arg = spec.strip().lower().partition(":")
+    if method == "rrf":
+        value = float(arg) if arg else 60.0
+        if value <= 0:
+            raise ValueError("rrf k must be positive")
+        return method, value
+    if method == "blend":
+        value = float(arg) if arg else 0.5
+        if not 0.0 <= value <= 1.0:
+            raise ValueError("blend alpha must lie in [0, 1]")
+        return method, value
+    raise ValueError(f"unknown hybrid method {spec!r}: use rrf[:K] or blend[:ALPHA]")
+
+
+def fuse(vector: Ranking, lexical: Ranking, spec: str) -> list[tuple[int, float]]:
+    """Fuse a vector and a lexical ranking by the method `spec` names (see `parse_hybrid`)."""
+    method, value = parse_hybrid(spec)
+    if method == "rrf":
+        return rrf([vector, lexical], k=int(value))
+    return blend(vector, lexical, alpha=value)

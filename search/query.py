@@ -1,0 +1,73 @@
+"""What a shopper asks and what search answers, as plain data shared by the engine, the CLI and the API."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from PIL import Image
+
+from search.filters import Filters
+from search.products import ProductFacts
+
+# "red dress without logo", "red dress w/o logo": everything after the word is what to avoid.
+_WITHOUT = re.compile(r"(?:^|\s)(?:without|w/o)\s+(?P<neg>.+)$", re.IGNORECASE)
+# "red dress -logo": a leading minus marks one word to avoid.
+_MINUS = re.compile(r"(?:^|\s)-(?P<word>[^\s-][^\s]*)")
+
+
+def split_negative(text: str) -> tuple[str, str]:
+    """Split a query into what to find and what to avoid: 'tee without logo -stripes' -> ('tee', 'logo stripes')."""
+    negatives: list[str] = []
+    match = _WITHOUT.search(text)
+    if match:
+        negatives.append(match.group("neg").strip())
+        text = text[:match.start()]
+    negatives.extend(m.group("word") for m in _MINUS.finditer(text))
+    text = _MINUS.sub(" ", text)
+    return " ".join(text.split()), " ".join(" ".join(negatives).split())
+
+
+@dataclass
+class Query:
+    """One search: text and/or a photo (or a product to find look-alikes of), filters and the page wanted."""
+
+    text: str = ""
+    image: Image.Image | None = None
+    negative: str = ""              # text to steer away from, added to what the query text says after "without"
+    like: str | None = None         # product id: find products similar to it
+    image_weight: float | None = None  # photo's share of a photo + text query; None: the configured default
+    filters: Filters = field(default_factory=Filters)
+    k: int = 10
+    page: int = 1
+    mode: str | None = None         # text queries: hybrid | lexical | image | text | fused; None: configured default
+    collapse: bool | None = None    # fold near-duplicates; None: the configured default
+
+
+@dataclass
+class Hit:
+    """One result: the product's facts, its score, and the ids of near-duplicates folded into it."""
+
+    product: ProductFacts
+    score: float
+    duplicates: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SearchResult:
+    """A page of hits plus what the page needs around it: totals, facets, the index version, stage timings."""
+
+    hits: list[Hit]
+    total: int
+    page: int
+    k: int
+    facets: dict
+    index_version: str
+    kind: str                        # text | image | image+text | similar
+    mode: str                        # how it was answered (hybrid, lexical, a vector kind)
+    text: str = ""
+    negative: str = ""
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.k))

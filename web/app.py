@@ -1,0 +1,98 @@
+"""The Flask application factory. Importing this module does nothing; `create_app(config)` builds an app.
+
+Heavy things (database, index, model) load on first use through `services(app)`, once per process, so a
+gunicorn worker loads the model once and every worker maps the same index files.
+"""
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import fields
+from typing import Any
+
+from flask import Blueprint, Flask, current_app, request
+
+from indexer.config import Settings, load_settings
+
+
+def blueprints() -> list[Blueprint]:
+    """Every blueprint the app serves. A new area registers its blueprint by adding one line here."""
+    from web.api import bp as api
+    from web.pages import bp as pages
+
+    return [
+        api,
+        pages,
+    ]
+
+
+class Services:
+    """The process's search engine, built on first use (thread-safe)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._engine = None
+        self._lock = threading.Lock()
+
+    @property
+    def engine(self):
+        if self._engine is None:
+            with self._lock:
+                if self._engine is None:
+                    from search.engine import SearchEngine
+
+                    self._engine = SearchEngine(self.settings)
+        return self._engine
+
+
+def services(app: Flask | None = None) -> Services:
+    return (app or current_app).extensions["shoplens"]
+
+
+def _settings(config: Settings | Mapping[str, Any] | None) -> Settings:
+    """Settings as given, or loaded with a mapping's known keys as overrides and the rest kept in `extra`."""
+    if isinstance(config, Settings):
+        return config
+    config = dict(config or {})
+    known = {f.name for f in fields(Settings)} - {"extra"}
+    overrides = {k: config.pop(k) for k in list(config) if k in known}
+    home, db_url = overrides.pop("home", None), overrides.pop("db_url", None)
+    extra = {**config.pop("extra", {}), **config}
+    return load_settings(home=home, db_url=db_url, extra=extra, **overrides)
+
+
+def install_cors(app: Flask, origins: tuple[str, ...]) -> None:
+    """CORS for the API, only for the configured origins (off by default)."""
+    if not origins:
+        return
+    allowed = set(origins)
+
+    @app.after_request
+    def _cors(response):
+        origin = request.headers.get("Origin")
+        if request.path.startswith("/api/") and origin and ("*" in allowed or origin in allowed):
+            response.headers["Access-Control-Allow-Origin"] = origin if "*" not in allowed else "*"
+            response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
+            response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+            response.headers["Vary"] = "Origin"
+        return response
+
+
+def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
+    """Build the ShopLens web app: JSON API under /api/v1, the shopper's pages, /healthz and /metrics."""
+    from web.errors import register_error_handlers
+    from web.metrics import install_metrics
+    from web.ratelimit import install_rate_limit
+
+    settings = _settings(config)
+    app = Flask(__name__)
+    app.config.update(SHOPLENS=settings, MAX_CONTENT_LENGTH=settings.max_request_bytes, JSON_SORT_KEYS=False)
+    app.json.sort_keys = False
+    app.extensions["shoplens"] = Services(settings)
+    register_error_handlers(app)
+    install_rate_limit(app, settings.rate_limit_per_minute)
+    install_metrics(app)
+    install_cors(app, settings.cors_origins)
+    for blueprint in blueprints():
+        app.register_blueprint(blueprint)
+    return app

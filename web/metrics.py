@@ -1,0 +1,68 @@
+"""Prometheus metrics at /metrics: request latency per endpoint, and query latency split by stage.
+
+Stages: encode (query to vector), vector_search (FAISS), lexical (BM25), metadata (filters, facets, product
+facts) and render (JSON or HTML). With several gunicorn workers, `shoplens serve` sets PROMETHEUS_MULTIPROC_DIR
+and /metrics merges every worker's numbers.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+from flask import Flask, Response, g, request
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+
+STAGES = ("encode", "vector_search", "lexical", "metadata", "render")
+BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class Metrics:
+    """The service's metrics, in a registry of their own (one per app, so tests can build many apps)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.stage = Histogram("shoplens_stage_seconds", "Time spent in one stage of answering a query",
+                               ["stage", "kind"], buckets=BUCKETS, registry=self.registry)
+        self.request = Histogram("shoplens_request_seconds", "Request latency by endpoint",
+                                 ["endpoint", "method"], buckets=BUCKETS, registry=self.registry)
+        self.responses = Counter("shoplens_responses", "Responses by endpoint and status",
+                                 ["endpoint", "status"], registry=self.registry)
+
+    def observe_stages(self, timings: dict[str, float], kind: str) -> None:
+        for stage, seconds in timings.items():
+            if stage in STAGES:
+                self.stage.labels(stage=stage, kind=kind).observe(seconds)
+
+    def exposition(self) -> bytes:
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            from prometheus_client import multiprocess
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            return generate_latest(registry)
+        return generate_latest(self.registry)
+
+
+def install_metrics(app: Flask) -> Metrics:
+    """Time every request and serve /metrics."""
+    metrics = Metrics()
+    app.extensions["shoplens.metrics"] = metrics
+
+    @app.before_request
+    def _start_timer():
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _record(response):
+        started = g.pop("started", None)
+        endpoint = request.url_rule.endpoint if request.url_rule else "unmatched"
+        if started is not None:
+            metrics.request.labels(endpoint=endpoint, method=request.method).observe(time.perf_counter() - started)
+        metrics.responses.labels(endpoint=endpoint, status=str(response.status_code)).inc()
+        return response
+
+    @app.get("/metrics")
+    def prometheus_metrics():
+        return Response(metrics.exposition(), mimetype=CONTENT_TYPE_LATEST)
+
+    return metrics
