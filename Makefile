@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml $(BIN)/python
 install: $(STAMP)
 
 demo: install
-	$(BIN)/python -m web.demo --home $(DEMO_HOME) --shared $(SHARED) --n $(DEMO_N) --host $(HOST) --port $(PORT)
+	SHARED=$(SHARED) DEMO_HOME=$(DEMO_HOME) DEMO_N=$(DEMO_N) HOST=$(HOST) PORT=$(PORT) bash scripts/demo.sh
 
 test: install
 	bash scripts/test.sh
