@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import csv
 import os
+import struct
 import uuid
+import zlib
 from pathlib import Path
 
 import pytest
@@ -41,6 +43,14 @@ def myntra_rows(n: int, *, with_hr: int | None = None) -> tuple[list[dict], list
         else:
             row["thumb_60x80"] = row["thumb_60x80"]
     return rows, fields
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header claims width x height but whose data is a few bytes: a decompression bomb's shape."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
 
 
 def write_csv(path: Path, rows: list[dict], fields: list[str]) -> Path:

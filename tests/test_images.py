@@ -2,26 +2,16 @@
 from __future__ import annotations
 
 import io
-import struct
 import zipfile
-import zlib
 
 import pytest
 from PIL import Image
 
 from indexer.errors import BadImage
 from indexer.images import ImageResolver, check_format, decode_image
-from indexer_data import GROCERY, MYNTRA
+from indexer_data import GROCERY, MYNTRA, png_header_only
 
 CAP = 40_000_000
-
-
-def _png_header_only(width: int, height: int) -> bytes:
-    """A PNG whose header claims width x height but whose data is a few bytes: a decompression bomb's shape."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
 
 
 def _encoded(fmt: str, mode: str = "RGB", **kw) -> bytes:
@@ -69,12 +59,12 @@ def test_corrupt_png_is_400():
 
 
 def test_pixel_bomb_is_refused_from_the_header():
-    bomb = _png_header_only(8000, 8000)  # 64 Mpx claimed in 100 bytes
+    bomb = png_header_only(8000, 8000)  # 64 Mpx claimed in 100 bytes
     assert len(bomb) < 200
     with pytest.raises(BadImage, match="pixel limit") as err:
         decode_image(bomb, max_pixels=CAP)
     assert err.value.http_status == 413
-    huge = _png_header_only(50000, 50000)  # beyond Pillow's own bomb limit: still our 413
+    huge = png_header_only(50000, 50000)  # beyond Pillow's own bomb limit: still our 413
     with pytest.raises(BadImage, match="pixel limit") as err:
         decode_image(huge, max_pixels=CAP)
     assert err.value.http_status == 413
