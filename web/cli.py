@@ -64,6 +64,8 @@ from indexer.commands import index_command, status_command  # noqa: E402
 
 cli.add_command(index_command)
 cli.add_command(status_command)
+from indexer.train import train_model_command  # noqa: E402
+cli.add_command(train_model_command)
 
 
 def main() -> None:

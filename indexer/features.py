@@ -1,0 +1,139 @@
+"""Frozen-tower features, computed once and cached on disk.
+
+Locked-image tuning only trains the heads, so each product's pooled image features (EfficientNet-Lite0, 1280-d)
+and text features (MiniLM, 384-d) are computed once. Image extraction is the slow part (~36 images/s on two
+cores), so it is written in shards and resumes where it stopped.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+import zipfile
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from indexer.lite import LiteCLIP
+
+log = logging.getLogger(__name__)
+SHARD = 512
+
+
+@lru_cache(maxsize=8)
+def _archive(path: Path) -> zipfile.ZipFile:
+    return zipfile.ZipFile(path)
+
+
+def open_image(ref: tuple[Path, str | None]) -> Image.Image:
+    """An image from a file or from a member of a zip archive, as RGB."""
+    path, member = ref
+    if member is None:
+        with Image.open(path) as im:
+            return im.convert("RGB")
+    with _archive(path).open(member) as f, Image.open(f) as im:
+        return im.convert("RGB")
+
+
+class _Images(Dataset):
+    def __init__(self, refs: list[tuple[Path, str | None]], preprocess) -> None:
+        self.refs, self.preprocess = refs, preprocess
+
+    def __len__(self) -> int:
+        return len(self.refs)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.preprocess(open_image(self.refs[i]))
+
+
+def _key(*parts: object) -> str:
+    return hashlib.sha256("\n".join(map(str, parts)).encode()).hexdigest()[:16]
+
+
+def ref_name(ref: tuple[Path, str | None]) -> str:
+    path, member = ref
+    return f"{path}#{member}" if member is not None else str(path)
+
+
+class ImageFeatureStore:
+    """Pooled image features by image reference, in shard files of one folder per preprocessing.
+
+    Keyed per image rather than per list, so any subset (a training catalog, a held-out split, a quality check)
+    reuses every feature already computed, and an interrupted extraction resumes at the last shard.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        self.index: dict[str, tuple[Path, int]] = {}
+        self._loaded: dict[Path, np.ndarray] = {}
+        for shard in sorted(folder.glob("*.npz")):
+            with np.load(shard) as data:
+                for row, name in enumerate(data["refs"].tolist()):
+                    self.index[name] = (shard, row)
+
+    def get(self, names: list[str]) -> np.ndarray:
+        out = []
+        for name in names:
+            shard, row = self.index[name]
+            if shard not in self._loaded:
+                with np.load(shard) as data:
+                    self._loaded[shard] = data["feats"]
+            out.append(self._loaded[shard][row])
+        return np.stack(out) if out else np.zeros((0, 1280), np.float32)
+
+    def add(self, names: list[str], feats: np.ndarray) -> None:
+        path = self.folder / f"{time.time_ns()}-{os.getpid()}.npz"
+        tmp = path.with_name(f".{path.stem}.tmp.npz")
+        np.savez(tmp, refs=np.array(names), feats=feats.astype(np.float32))
+        os.replace(tmp, path)
+        self._loaded[path] = feats.astype(np.float32)
+        self.index.update({n: (path, i) for i, n in enumerate(names)})
+
+
+def image_features(model: LiteCLIP, preprocess, refs: list[tuple[Path, str | None]], cache_dir: Path, *,
+                   batch_size: int = 64, workers: int = 1, desc: str = "image features") -> np.ndarray:
+    """(n, 1280) float32 pooled image features of `refs`; only the ones not cached yet are computed."""
+    store = ImageFeatureStore(cache_dir / "features" / f"img-{_key(model.clip.visual.preprocess_cfg)}")
+    names = [ref_name(r) for r in refs]
+    todo, seen = [], set()
+    for i, name in enumerate(names):
+        if name not in store.index and name not in seen:
+            seen.add(name)
+            todo.append(i)
+    with tqdm(total=len(refs), initial=len(refs) - len(todo), desc=desc, unit="img") as bar:
+        for start in range(0, len(todo), SHARD):
+            chunk = todo[start:start + SHARD]
+            loader = DataLoader(_Images([refs[i] for i in chunk], preprocess), batch_size=batch_size,
+                                num_workers=workers)
+            out = []
+            with torch.inference_mode():
+                for batch in loader:
+                    out.append(model.image_features(batch).numpy())
+                    bar.update(len(batch))
+            store.add([names[i] for i in chunk], np.concatenate(out))
+    return store.get(names)
+
+
+def text_features(model: LiteCLIP, tokenizer, texts: list[str], cache_dir: Path, *, batch_size: int = 256,
+                  desc: str = "text features") -> np.ndarray:
+    """(n, 384) float32 mean-pooled MiniLM features of `texts`, cached as one file."""
+    path = cache_dir / "features" / f"txt-{_key(*texts)}.npy"
+    if path.is_file():
+        return np.load(path)
+    out = []
+    with torch.inference_mode():
+        for i in tqdm(range(0, len(texts), batch_size), desc=desc, unit="batch"):
+            out.append(model.text_features(tokenizer(texts[i:i + batch_size])).numpy())
+    arr = np.concatenate(out).astype(np.float32) if out else np.zeros((0, 384), np.float32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}.npy")
+    np.save(tmp, arr)
+    os.replace(tmp, path)
+    return arr

@@ -1,0 +1,122 @@
+"""Retrieval quality of shoplens-lite, in and out of domain: `python -m indexer.quality` prints the table.
+
+- Myntra (in domain): the held-out split of `shoplens train-model` (seed 0: 10% of the products with an
+  `images_hr` image, never trained on). Query = a distinct title; relevant = every held-out product with that
+  title; candidates = all held-out products (images for text→image, titles for image→text).
+- Grocery (never trained on): 81 product titles against the 81 catalogue images (and back), and the 296
+  in-store photos against the 81 catalogue images (photo→product, the one labelled product is relevant).
+
+Tower features are cached, so a rerun or a sweep over blends (`--sweep`) takes seconds.
+"""
+from __future__ import annotations
+
+import csv
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+import numpy as np
+import torch
+
+from indexer.encoder import default_cache_dir
+from indexer.features import image_features, text_features
+from indexer.lite import Blend, LiteCLIP, build_lite
+from indexer.metrics import retrieval_metrics
+from indexer.training_data import read_pairs, split
+
+log = logging.getLogger(__name__)
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+
+
+@dataclass
+class Task:
+    """Raw tower features of one retrieval task: queries, candidates, relevance."""
+
+    name: str
+    query_kind: str  # "text" or "image"
+    cand_kind: str
+    queries: np.ndarray
+    candidates: np.ndarray
+    relevant: np.ndarray
+
+
+def _embed(model: LiteCLIP, kind: str, feats: np.ndarray) -> np.ndarray:
+    with torch.inference_mode():
+        t = torch.from_numpy(feats)
+        out = model.embed_image_features(t) if kind == "image" else model.embed_text_features(t)
+        return torch.nn.functional.normalize(out, dim=-1).numpy()
+
+
+def myntra_tasks(model: LiteCLIP, tokenizer, preprocess, cache_dir: Path, datasets: Path) -> list[Task]:
+    pairs = read_pairs(datasets / "myntra_fashion" / "products.csv", ["image_hr", "thumb_60x80:thumbs_60x80.zip"],
+                       holdout_column="image_hr")
+    test = [pairs[i] for i in split(pairs)[2]]
+    img = image_features(model, preprocess, [p.image for p in test], cache_dir, desc="myntra held-out images")
+    titles = sorted({p.title for p in test})
+    txt = text_features(model, tokenizer, titles, cache_dir, desc="myntra held-out titles")
+    relevant = np.array([[p.title == t for p in test] for t in titles])
+    return [Task("myntra text→image", "text", "image", txt, img, relevant),
+            Task("myntra image→text", "image", "text", img, txt, relevant.T)]
+
+
+def grocery_tasks(model: LiteCLIP, tokenizer, preprocess, cache_dir: Path, datasets: Path) -> list[Task]:
+    root = datasets / "grocery_store"
+    with (root / "products.csv").open(encoding="utf-8") as f:
+        products = list(csv.DictReader(f))
+    with (root / "photo_queries.csv").open(encoding="utf-8") as f:
+        photos = list(csv.DictReader(f))
+    iconic = image_features(model, preprocess, [(root / p["iconic_image_path"], None) for p in products], cache_dir,
+                            desc="grocery catalogue images")
+    shots = image_features(model, preprocess, [(root / q["query_image_path"], None) for q in photos], cache_dir,
+                           desc="grocery photos")
+    titles = text_features(model, tokenizer, [p["title"] for p in products], cache_dir, desc="grocery titles")
+    ids = [p["product_id"] for p in products]
+    eye = np.eye(len(products), dtype=bool)
+    photo_rel = np.array([[q["relevant_product_id"] == i for i in ids] for q in photos])
+    return [Task("grocery title→image", "text", "image", titles, iconic, eye),
+            Task("grocery image→title", "image", "text", iconic, titles, eye),
+            Task("grocery photo→product image", "image", "image", shots, iconic, photo_rel),
+            Task("grocery photo→product title", "image", "text", shots, titles, photo_rel)]
+
+
+def score(model: LiteCLIP, tasks: list[Task]) -> dict[str, dict[str, float]]:
+    return {t.name: retrieval_metrics(_embed(model, t.query_kind, t.queries) @ _embed(model, t.cand_kind, t.candidates).T,
+                                      t.relevant) for t in tasks}
+
+
+def table(results: dict[str, dict[str, float]]) -> str:
+    lines = ["| task | R@1 | R@5 | R@10 | MRR@10 |", "| --- | --- | --- | --- | --- |"]
+    lines += [f"| {name} | {m['recall@1']:.3f} | {m['recall@5']:.3f} | {m['recall@10']:.3f} | {m['mrr@10']:.3f} |"
+              for name, m in results.items()]
+    return "\n".join(lines)
+
+
+@click.command()
+@click.option("--heads", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Heads checkpoint (default: the committed indexer/weights/shoplens-lite.pt).")
+@click.option("--blend", default=None, help="Block weights HEADS,CONSE (default: the model config's).")
+@click.option("--sweep", is_flag=True, help="Also score a range of blends (heads alone ... ConSE alone).")
+@click.option("--datasets", type=click.Path(exists=True, file_okay=False, path_type=Path), default=SHARED,
+              show_default=True)
+def main(heads: Path | None, blend: str | None, sweep: bool, datasets: Path) -> None:
+    """Print the quality table of shoplens-lite (markdown)."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    cache_dir = default_cache_dir()
+    weights = Blend(*map(float, blend.split(","))) if blend else None
+    model, tokenizer, preprocess, name = build_lite("shoplens-lite", cache_dir, heads_path=heads, blend=weights)
+    tasks = myntra_tasks(model, tokenizer, preprocess, cache_dir, datasets) + \
+        grocery_tasks(model, tokenizer, preprocess, cache_dir, datasets)
+    click.echo(f"## {name} (blend heads={model.blend.heads:g}, conse={model.blend.conse:g})\n")
+    click.echo(table(score(model, tasks)))
+    if sweep:
+        for h, c in ((1, 0), (1, 0.5), (1, 0.75), (1, 1), (0.75, 1), (0.5, 1), (0, 1)):
+            if model.blend.heads == 0 and h:
+                continue
+            model.blend = Blend(float(h), float(c))
+            click.echo(f"\n### blend heads={h:g}, conse={c:g}\n")
+            click.echo(table(score(model, tasks)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,226 @@
+"""`shoplens train-model`: locked-image tuning (LiT) of the shoplens-lite projection heads on a catalog.
+
+Both towers stay frozen, so their features are computed once and cached (`indexer/features.py`); training then
+takes seconds per epoch. Loss: symmetric InfoNCE with a learnable temperature, where products with an identical
+text count as positives of each other (catalogs repeat titles: "Puma Men Black T-shirt"). A validation split
+reports Recall@K every epoch and stops training when it no longer improves; the held-out test split is never
+trained on and is scored once at the end. Output: `shoplens-lite.pt` (heads only, composed with the packaged
+towers by the loader) and `MODEL_CARD.md`.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import click
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from indexer.features import image_features, text_features
+from indexer.lite import LiteCLIP, build_lite
+from indexer.metrics import retrieval_metrics
+from indexer.model_card import write_model_card
+from indexer.training_data import read_pairs, split, text_of
+
+log = logging.getLogger(__name__)
+HEADS_FILE = "shoplens-lite.pt"
+
+
+@dataclass
+class Recipe:
+    """Everything that decides the trained heads (recorded in the checkpoint and the model card)."""
+
+    text: str = "title+attributes"
+    head: str = "linear"
+    embed_dim: int = 256
+    batch_size: int = 1024
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    feature_dropout: float = 0.1
+    max_epochs: int = 40
+    patience: int = 4
+    seed: int = 0
+    holdout: float = 0.1
+    val: float = 0.05
+    max_train: int | None = None  # train/validate on the first N catalog rows only (the test split is unchanged)
+    extra: dict = field(default_factory=dict)
+
+    def overrides(self) -> dict:
+        return {"embed_dim": self.embed_dim, "vision_cfg": {"timm_proj": self.head},
+                "text_cfg": {"hf_proj_type": self.head}}
+
+
+def _heads(model: LiteCLIP) -> list[torch.nn.Parameter]:
+    return [*model.clip.visual.head.parameters(), *model.clip.text.proj.parameters(), model.clip.logit_scale]
+
+
+def heads_state(model: LiteCLIP) -> dict[str, torch.Tensor]:
+    """The trained part of the open_clip state dict: image head, text projection, temperature."""
+    return {k: v.detach().clone() for k, v in model.clip.state_dict().items()
+            if k.startswith(("visual.head.", "text.proj.")) or k == "logit_scale"}
+
+
+def _project(model: LiteCLIP, img: torch.Tensor, txt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return (F.normalize(model.clip.visual.head(img), dim=-1), F.normalize(model.clip.text.proj(txt), dim=-1))
+
+
+def evaluate_split(model: LiteCLIP, img: torch.Tensor, txt: torch.Tensor, groups: np.ndarray) -> dict[str, float]:
+    """Text→image and image→text retrieval among the split's products; relevant = same text group."""
+    with torch.no_grad():
+        vi, vt = _project(model, img, txt)
+        scores = (vt @ vi.T).numpy()
+    relevant = groups[:, None] == groups[None, :]
+    t2i = retrieval_metrics(scores, relevant)
+    i2t = retrieval_metrics(scores.T, relevant.T)
+    return {**{f"t2i_{k}": v for k, v in t2i.items()}, **{f"i2t_{k}": v for k, v in i2t.items()}}
+
+
+def _groups(texts: list[str]) -> np.ndarray:
+    ids: dict[str, int] = {}
+    return np.array([ids.setdefault(t.lower(), len(ids)) for t in texts])
+
+
+def fit(model: LiteCLIP, img: np.ndarray, txt: np.ndarray, groups: np.ndarray, train_idx: list[int],
+        val_idx: list[int], recipe: Recipe) -> list[dict]:
+    """Train the heads in place; keeps the weights of the best validation epoch. Returns per-epoch history."""
+    torch.manual_seed(recipe.seed)
+    params = _heads(model)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for p in params:
+        p.requires_grad_(True)
+    model.clip.visual.head.train()
+    model.clip.text.proj.train()
+    opt = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+    ti, tt, tg = torch.from_numpy(img[train_idx]), torch.from_numpy(txt[train_idx]), torch.from_numpy(groups[train_idx])
+    vi, vt, vg = torch.from_numpy(img[val_idx]), torch.from_numpy(txt[val_idx]), groups[val_idx]
+    steps_per_epoch = math.ceil(len(train_idx) / recipe.batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe.lr, total_steps=steps_per_epoch * recipe.max_epochs,
+                                                pct_start=0.1)
+    best, best_state, history, bad = -1.0, heads_state(model), [], 0
+    for epoch in range(1, recipe.max_epochs + 1):
+        perm = torch.randperm(len(train_idx))
+        total = 0.0
+        model.clip.visual.head.train()
+        model.clip.text.proj.train()
+        for s in tqdm(range(0, len(perm), recipe.batch_size), desc=f"epoch {epoch}", unit="batch", leave=False):
+            b = perm[s:s + recipe.batch_size]
+            x_i = F.dropout(ti[b], recipe.feature_dropout, training=True)
+            x_t = F.dropout(tt[b], recipe.feature_dropout, training=True)
+            e_i, e_t = _project(model, x_i, x_t)
+            logits = model.clip.logit_scale.exp().clamp(max=100) * e_t @ e_i.T
+            pos = (tg[b][:, None] == tg[b][None, :]).float()
+            target = pos / pos.sum(1, keepdim=True)
+            loss = 0.5 * (-(target * logits.log_softmax(1)).sum(1).mean()
+                          - (target * logits.T.log_softmax(1)).sum(1).mean())
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += loss.item() * len(b)
+        model.clip.visual.head.eval()
+        model.clip.text.proj.eval()
+        metrics = evaluate_split(model, vi, vt, vg)
+        row = {"epoch": epoch, "loss": total / len(perm), "temperature": 1 / model.clip.logit_scale.exp().item(),
+               **metrics}
+        history.append(row)
+        log.info("epoch %d loss %.4f val text→image R@1 %.3f R@10 %.3f MRR@10 %.3f", epoch, row["loss"],
+                 metrics["t2i_recall@1"], metrics["t2i_recall@10"], metrics["t2i_mrr@10"])
+        score = metrics["t2i_mrr@10"] + metrics["i2t_mrr@10"]
+        if score > best:
+            best, best_state, bad = score, heads_state(model), 0
+        else:
+            bad += 1
+            if bad >= recipe.patience:
+                log.info("early stop after epoch %d (best val epoch %d)", epoch, epoch - bad)
+                break
+    model.clip.load_state_dict(best_state, strict=False)
+    for p in params:
+        p.requires_grad_(False)
+    return history
+
+
+def train_heads(catalog: Path, out: Path, cache_dir: Path, *, image_columns: list[str], images_root: Path | None,
+                holdout_column: str | None, recipe: Recipe, model_name: str = "shoplens-lite") -> dict:
+    """Cache features, fit the heads, score the held-out split, write checkpoint + model card. Returns the card data."""
+    started = time.time()
+    pairs = read_pairs(catalog, image_columns, images_root=images_root, holdout_column=holdout_column)
+    train_idx, val_idx, test_idx = split(pairs, holdout=recipe.holdout, val=recipe.val, seed=recipe.seed)
+    if recipe.max_train:
+        train_idx = [i for i in train_idx if i < recipe.max_train]
+        val_idx = [i for i in val_idx if i < recipe.max_train]
+    used = sorted({*train_idx, *val_idx, *test_idx})
+    log.info("%d products: %d train, %d validation, %d held out", len(pairs), len(train_idx), len(val_idx),
+             len(test_idx))
+    model, tokenizer, preprocess, _ = build_lite(model_name, cache_dir, use_heads=False,
+                                                 head_overrides=recipe.overrides())
+    img = np.zeros((len(pairs), 1280), np.float32)
+    img[used] = image_features(model, preprocess, [pairs[i].image for i in used], cache_dir)
+    txt = text_features(model, tokenizer, [text_of(p, recipe.text) for p in pairs], cache_dir)
+    groups = _groups([p.title for p in pairs])
+    history = fit(model, img, txt, groups, train_idx, val_idx, recipe)
+    title_txt = text_features(model, tokenizer, [pairs[i].title for i in test_idx], cache_dir, desc="test titles")
+    test = evaluate_split(model, torch.from_numpy(img[test_idx]), torch.from_numpy(title_txt), groups[test_idx])
+    log.info("held-out (%d products, query = title): text→image R@10 %.3f MRR@10 %.3f", len(test_idx),
+             test["t2i_recall@10"], test["t2i_mrr@10"])
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoint = {"state_dict": heads_state(model), "open_clip_overrides": recipe.overrides(),
+                  "recipe": asdict(recipe), "model": model_name}
+    tmp = out / f".{HEADS_FILE}.tmp{os.getpid()}"
+    torch.save(checkpoint, tmp)
+    os.replace(tmp, out / HEADS_FILE)
+    card = {"catalog": str(catalog), "image_columns": image_columns, "holdout_column": holdout_column,
+            "n_products": len(pairs), "n_train": len(train_idx), "n_val": len(val_idx), "n_test": len(test_idx),
+            "recipe": asdict(recipe), "history": history, "test": test,
+            "minutes": round((time.time() - started) / 60, 1)}
+    (out / "training.json").write_text(json.dumps(card, indent=1))
+    write_model_card(out / "MODEL_CARD.md", card)
+    return card
+
+
+@click.command("train-model")
+@click.option("--catalog", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="CSV or JSON Lines catalog with id, title and an image column.")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for shoplens-lite.pt, MODEL_CARD.md and training.json (indexer/weights to publish).")
+@click.option("--image-col", "image_columns", multiple=True,
+              help="Image column, COLUMN or COLUMN:ARCHIVE.zip (its values are archive members); repeat for "
+                   "fallbacks, the first non-empty wins. Default: image_hr, then thumb_60x80:thumbs_60x80.zip "
+                   "when the catalog has them, else image.")
+@click.option("--images-root", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Folder image paths are relative to (default: the catalog's folder).")
+@click.option("--holdout-col", "holdout_column", default=None,
+              help="Draw the held-out split only from rows with this column non-empty (default image_hr if present).")
+@click.option("--text", type=click.Choice(["title", "title+attributes"]), default=Recipe.text, show_default=True)
+@click.option("--head", type=click.Choice(["linear", "mlp"]), default=Recipe.head, show_default=True)
+@click.option("--epochs", "max_epochs", type=click.IntRange(1, 500), default=Recipe.max_epochs, show_default=True)
+@click.option("--seed", type=int, default=Recipe.seed, show_default=True)
+@click.option("--max-train", type=click.IntRange(100), default=None,
+              help="Train and validate only on the first N catalog rows (quick runs); the held-out split is unchanged.")
+@click.pass_context
+def train_model_command(ctx: click.Context, catalog: Path, out: Path, image_columns: tuple[str, ...],
+                        images_root: Path | None, holdout_column: str | None, text: str, head: str,
+                        max_epochs: int, seed: int, max_train: int | None) -> None:
+    """Train the shoplens-lite projection heads on a catalog (locked-image tuning; towers frozen).
+
+    Example: shoplens train-model --catalog ../shared/datasets/myntra_fashion/products.csv --out indexer/weights
+    """
+    settings = ctx.find_root().obj
+    header = catalog.open(encoding="utf-8").readline()
+    if not image_columns:
+        image_columns = ("image_hr", "thumb_60x80:thumbs_60x80.zip") if "image_hr" in header else ("image",)
+    if holdout_column is None and "image_hr" in header:
+        holdout_column = "image_hr"
+    torch.set_num_threads(max(1, min(settings.workers, os.cpu_count() or 1)))
+    recipe = Recipe(text=text, head=head, max_epochs=max_epochs, seed=seed, max_train=max_train)
+    card = train_heads(catalog, out, settings.cache_dir, image_columns=list(image_columns), images_root=images_root,
+                       holdout_column=holdout_column, recipe=recipe)
+    click.echo(f"wrote {out / HEADS_FILE} and {out / 'MODEL_CARD.md'}: held-out text→image "
+               f"R@10 {card['test']['t2i_recall@10']:.3f}, MRR@10 {card['test']['t2i_mrr@10']:.3f}")
