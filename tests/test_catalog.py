@@ -7,6 +7,7 @@ import pytest
 
 from indexer.catalog import CatalogRow, RowError, parse_mapping, read_catalog
 from indexer.errors import BadInput
+from indexer.images import ImageResolver, decode_image
 from indexer_data import GROCERY, GROCERY_MAP, MYNTRA, MYNTRA_MAP, myntra_rows, write_csv
 
 
@@ -15,9 +16,13 @@ def _split(items):
     return [r for r in items if isinstance(r, CatalogRow)], [r for r in items if isinstance(r, RowError)]
 
 
+@pytest.mark.slow
 def test_myntra_rows_map_to_fields_with_fallbacks():
     rows, errors = _split(read_catalog(MYNTRA / "products.csv", parse_mapping(MYNTRA_MAP)))
     assert errors == [] and len(rows) == 44441  # every product, including the 7 without a title
+    resolver = ImageResolver([MYNTRA], max_bytes=20 << 20)
+    formats = {decode_image(resolver.read(r.image)[0], max_pixels=40_000_000)[1].format for r in rows}
+    assert formats == {"JPEG"}  # every product's image (folder or zip fallback) loads
     by_id = {r.id: r for r in rows}
     jersey = by_id["1163"]
     assert jersey.category == "Apparel > Topwear > Tshirts"
