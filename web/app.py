@@ -19,10 +19,12 @@ def blueprints() -> list[Blueprint]:
     """Every blueprint the app serves. A new area registers its blueprint by adding one line here."""
     from web.api import bp as api
     from web.pages import bp as pages
+    from web.eval_pages import bp as eval_pages
 
     return [
         api,
         pages,
+        eval_pages,
     ]
 
 

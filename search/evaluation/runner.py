@@ -52,7 +52,8 @@ class ModeResult:
             if ids:
                 out["by_type"][qtype] = {
                     "n_queries": len(ids), "metrics": mean_scores(self.per_query, ids),
-                    "latency_ms": latency_summary([self.latency_ms[q] for q in ids if q in self.latency_ms])}
+                    "latency_ms": latency_summary([self.latency_ms[q] for q in ids if q in self.latency_ms]),
+                    "unsupported": sum(1 for q in ids if q in self.unsupported)}
         if self.unsupported:
             out["unsupported"] = len(self.unsupported)
         return out

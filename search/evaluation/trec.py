@@ -121,7 +121,9 @@ def write_queries(path: Path, queries: Iterable[Query]) -> None:
         if q.text:
             obj["text"] = q.text
         if q.image:
-            obj["image"] = os.path.relpath(q.image, path.parent)
+            image = Path(q.image).resolve()
+            shared = os.path.commonpath([image, path.parent]) != os.path.sep
+            obj["image"] = os.path.relpath(image, path.parent) if shared else str(image)
         if q.filters:
             obj["filters"] = q.filters
         if q.kind:
