@@ -2,6 +2,8 @@
 
 The model's folder carries a machine-readable record of its training data next to MODEL_CARD.md. Accepted
 shapes (any `*.json` in the folder, first match wins):
+- `shoplens train-model`'s `training.json` (catalog, image columns, recipe with seed and split fractions): the
+  split is rebuilt with `indexer.training_data`, so train + validation products count as trained on;
 - `{"training_products": [ids...]}` (also `train_ids`, `trained_on`): every product the model saw (train + val);
 - `{"heldout_products": [ids...], "catalog": PATH}` (also `test_ids`): every product of that catalog outside the
   held-out list was trained on.
@@ -65,12 +67,38 @@ def _ids_from_json(obj: object, path: Path) -> frozenset[str] | None:
 
             heldout = set(map(str, obj[key]))
             return frozenset(r["id"] for r in read_catalog_rows(catalog, obj.get("map") or ()) if r["id"] not in heldout)
+    if isinstance(obj.get("recipe"), dict) and obj.get("catalog") and obj.get("image_columns"):
+        return _ids_from_split(obj, path)
     for value in obj.values():  # a nested "data" / "training" section
         if isinstance(value, dict):
             found = _ids_from_json(value, path)
             if found is not None:
                 return found
     return None
+
+
+def _find_catalog(name: str, card: Path) -> Path | None:
+    """The card's catalog path, as given at training time: relative to the repo root, the card, or absolute."""
+    given = Path(name).expanduser()
+    candidates = [given] if given.is_absolute() else [card.parent / given, Path(__file__).resolve().parents[2] / given,
+                                                      Path.cwd() / given]
+    return next((c.resolve() for c in candidates if c.is_file()), None)
+
+
+def _ids_from_split(card: dict, path: Path) -> frozenset[str] | None:
+    """Rebuild `shoplens train-model`'s split from the card (catalog, image columns, seed, fractions): train + val."""
+    from indexer.training_data import read_pairs, split
+
+    catalog = _find_catalog(str(card["catalog"]), path)
+    if catalog is None:
+        log.warning("%s names catalog %s, which is not here: cannot tell training products", path, card["catalog"])
+        return None
+    recipe = card["recipe"]
+    pairs = read_pairs(catalog, list(card["image_columns"]), holdout_column=card.get("holdout_column"))
+    train, val, _test = split(pairs, holdout=recipe.get("holdout", 0.1), val=recipe.get("val", 0.05),
+                              seed=recipe.get("seed", 0))
+    limit = recipe.get("max_train")
+    return frozenset(pairs[i].id for i in (*train, *val) if limit is None or i < limit)
 
 
 def training_record(folder: Path | None) -> TrainingRecord | None:
