@@ -39,30 +39,32 @@ class EvalSet:
 def read_catalog_rows(path: Path, map_items: Sequence[str] = ()) -> list[dict[str, str]]:
     """Valid rows of a catalog, read exactly as `shoplens index` reads it (same `--map`, same ids), as flat dicts.
 
-    Each dict holds the engine fields (`id`, `title`, `colour`, ...), every unmapped column (as attributes), and
-    the source column of each field mapped to one plain column, so `--attributes` may name either.
+    Each dict holds every source column, the attributes the indexer derives (JSON columns unpacked) and the
+    engine fields (`id`, `title`, `colour`, ...), so `--attributes` may name a column or a field.
     """
-    from indexer.catalog import CatalogRow, FIELDS, parse_mapping, read_catalog
+    from indexer.catalog import FIELDS, CatalogRow, parse_mapping, read_catalog, read_csv_records, read_jsonl_records
 
+    path = Path(path)
     mapping = parse_mapping(map_items)
-    rows: list[dict[str, str]] = []
+    valid: dict[str, CatalogRow] = {}
     rejected = 0
     for row in read_catalog(path, mapping):
-        if not isinstance(row, CatalogRow):
+        if isinstance(row, CatalogRow):
+            valid[row.id] = row
+        else:
             rejected += 1
-            continue
-        flat = {k: str(v) for k, v in row.attributes.items()}
-        for name in FIELDS:
-            value = getattr(row, name)
-            if value is None:
-                continue
-            flat[name] = str(value)
-            spec = mapping[name]
-            if len(spec.alternatives) == 1 and len(spec.alternatives[0]) == 1 and "{" not in spec.spec:
-                flat.setdefault(spec.spec, str(value))
-        rows.append(flat)
     if rejected:
         log.warning("%d catalog rows of %s were rejected (as `shoplens index` would); they are left out", rejected, path)
+    records = read_jsonl_records(path) if path.suffix.lower() in (".jsonl", ".ndjson", ".json") else read_csv_records(path)
+    rows: list[dict[str, str]] = []
+    for _number, record, _error in records:
+        row = valid.pop(mapping["id"].render(record), None) if record is not None else None
+        if row is None:  # rejected, or a later duplicate of an id
+            continue
+        flat = {str(k): str(v) for k, v in record.items() if v is not None and not isinstance(v, (dict, list))}
+        flat.update({k: str(v) for k, v in row.attributes.items()})
+        flat.update({name: str(getattr(row, name)) for name in FIELDS if getattr(row, name) is not None})
+        rows.append(flat)
     if not rows:
         raise BadInput(f"catalog {path} has no valid rows.")
     return rows
