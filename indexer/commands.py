@@ -22,6 +22,7 @@ EXIT_ROWS_REJECTED = 3
 
 
 def _settings(ctx: click.Context) -> Settings:
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # migration plugin chatter on every store open
     return ctx.find_root().obj
 
 
@@ -82,8 +83,6 @@ def index_command(ctx: click.Context, catalog: Path | None, images_root: Path | 
     if catalog is None:
         raise click.UsageError("missing CATALOG (or use --rollback / --errors)")
     from indexer.pipeline import IndexOptions, run_index
-
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # migration plugin chatter
 
     options = IndexOptions(catalog=catalog, images_root=images_root.resolve() if images_root else None,
                            mapping=mapping, model_spec=model_spec, prune=prune,

@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from indexer.catalog import CatalogRow, RowError, parse_mapping, read_catalog, sha256_text
 from indexer.config import Settings
-from indexer.errors import BadImage, ConfigError
+from indexer.errors import BadImage, BadInput, ConfigError
 from indexer.images import ImageInfo, ImageResolver, decode_image
 from indexer.lexical import build_lexical, product_document
 from indexer.store import (CopyVersion, Embedding, IndexVersion, IngestRun, Product, ProductImage, RowOutcome,
@@ -408,6 +408,9 @@ def publish_from_store(store: Store, index_dir: Path, model: str, dim: int, memo
 def run_index(settings: Settings, options: IndexOptions) -> RunSummary:
     """`shoplens index CATALOG`: ingest, optionally prune, publish; bad rows are recorded, never fatal."""
     started = time.monotonic()
+    if not Path(options.catalog).is_file():  # fail before loading the model
+        raise BadInput(f"catalog {options.catalog} not found", hint="Give the path of a .csv or .jsonl file.")
+    parse_mapping(options.mapping)
     with run_lock(settings.home):
         store = open_store(settings.db_url, migrate=True)
         indexer = Indexer(settings, options, store)
