@@ -18,7 +18,6 @@ from PIL import Image
 from sqlalchemy import create_engine, func, select
 
 from indexer.config import load_settings
-from indexer.errors import ConfigError
 from indexer.pipeline import IndexOptions, run_index
 from indexer.store import Embedding, IngestRun, Product, RowOutcome, open_store
 from indexer.vectors import IndexReader
@@ -163,12 +162,6 @@ def test_grocery_catalog_indexes_into_the_database(db_url, tmp_path):  # noqa: F
     hits = version.lexical().search("apple juice", k=5)
     assert hits and hits[0][0] in juice_keys
     assert run_index(settings, options).unchanged == 81  # rerun on this database: nothing re-embedded
-
-
-def test_unmigrated_database_is_refused(db_url):  # noqa: F811
-    with pytest.raises(ConfigError, match="revision none"):
-        open_store(db_url)
-    open_store(db_url, migrate=True).engine.dispose()
 
 
 def _count_products(db: Path) -> int:
