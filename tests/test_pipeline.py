@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import faiss
-import pytest
 from click.testing import CliRunner
 from PIL import Image
 from sqlalchemy import create_engine, func, select
