@@ -2,8 +2,11 @@
 
   python bench/index.py throughput [--n 5000]   end-to-end products/s on N Myntra products vs the encoder's bare
                                                 throughput on the same images and texts (same process, same run)
-  python bench/index.py full                    wall time and peak memory of `shoplens index` on all 44,441
-                                                products, then an incremental rerun with 1% of products changed
+  python bench/index.py full [--n N]           wall time and peak memory of `shoplens index` on all 44,441
+                                                products (or the first N), then a rerun with 1% of them changed
+  python bench/index.py rerun --home H --catalog C [--images-root R]
+                                                the 1%-changed rerun alone, on a home already indexed from C,
+                                                against that home's first full build (from ingest_runs)
 
 Both use a throwaway --home under bench/out/ and the README's Myntra options. Run on an otherwise idle machine
 for figures you want to compare; the load average is printed with each result.
@@ -104,10 +107,10 @@ def throughput(n: int) -> None:
                 "includes reading, hashing, decoding, preprocessing, DB writes and publishing the version"})
 
 
-def _run_cli(home: Path, catalog: Path, label: str) -> dict:
+def _run_cli(home: Path, catalog: Path, label: str, images_root: Path) -> dict:
     """Run `shoplens index` as a child process; wall time and the child's peak RSS."""
     cmd = [str(ROOT / ".venv" / "bin" / "shoplens"), "--home", str(home), "index", str(catalog),
-           "--images-root", str(MYNTRA), *_map_args(), "--no-progress"]
+           "--images-root", str(images_root), *_map_args(), "--no-progress"]
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -120,21 +123,53 @@ def _run_cli(home: Path, catalog: Path, label: str) -> dict:
             "exit": proc.returncode, "summary": proc.stdout.strip()}
 
 
-def full() -> None:
-    """All 44,441 products from scratch, then a rerun with 1% of products' titles changed (re-embedded)."""
+def _changed_copy(catalog: Path, out: Path) -> int:
+    """Copy `catalog` with every 100th product's title changed (1%: text re-embedded); returns how many."""
+    with open(catalog, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        rows, fields = list(reader), list(reader.fieldnames or [])
+    for row in rows[::100]:
+        row["title"] = f"{row['title']} (new season)"
+    _write_subset(rows, fields, out)
+    return len(rows[::100])
+
+
+def _rerun(home: Path, catalog: Path, images_root: Path, first: dict) -> dict:
+    changed = OUT / f"{catalog.stem}-1pct-changed.csv"
+    n_changed = _changed_copy(catalog, changed)
+    second = _run_cli(home, changed, "incremental rerun", images_root)
+    return {"full_build": first, "incremental_1pct": {**second, "changed_products": n_changed},
+            "incremental_vs_full": round(second["wall_s"] / first["wall_s"], 4)}
+
+
+def full(n: int | None) -> None:
+    """All products (or the first n) from scratch, then a rerun with 1% of them changed."""
     home = OUT / "full-home"
     shutil.rmtree(home, ignore_errors=True)
-    first = _run_cli(home, MYNTRA / "products.csv", "full build")
+    catalog = MYNTRA / "products.csv"
+    if n:
+        rows, fields = _read_catalog()
+        catalog = OUT / f"myntra-{n}.csv"
+        _write_subset(rows[:n], fields, catalog)
+    first = _run_cli(home, catalog, "full build", MYNTRA)
     _report("full", {"full_build": first})
-    rows, fields = _read_catalog()
-    step = 100  # every 100th product: 1%
-    for row in rows[::step]:
-        row["title"] = f"{row['title']} (new season)"
-    changed = OUT / "myntra-1pct-changed.csv"
-    _write_subset(rows, fields, changed)
-    second = _run_cli(home, changed, "incremental rerun")
-    _report("full", {"full_build": first, "incremental_1pct": {**second, "changed_products": len(rows[::step])},
-                     "incremental_vs_full": round(second["wall_s"] / first["wall_s"], 4)})
+    _report("full", _rerun(home, catalog, MYNTRA, first))
+
+
+def rerun(home: Path, catalog: Path, images_root: Path) -> None:
+    """The 1% rerun on an existing home; the full build's time is that home's first ingest run."""
+    from sqlalchemy import select
+
+    from indexer.config import load_settings
+    from indexer.store import IngestRun, open_store
+
+    with open_store(load_settings(home=home).db_url).session() as s:
+        run = s.scalars(select(IngestRun).where(IngestRun.status == "done").order_by(IngestRun.id)).first()
+    if run is None:
+        raise SystemExit(f"{home} has no finished index run to compare with")
+    first = {"wall_s": run.counts["seconds"], "summary": run.counts, "source": f"ingest_runs id {run.id} "
+             "(run_index time, without process start and model load)"}
+    _report("rerun", _rerun(home, catalog, images_root, first))
 
 
 def main() -> None:
@@ -142,9 +177,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="phase", required=True)
     sub.add_parser("throughput").add_argument("--n", type=int, default=5000)
-    sub.add_parser("full")
+    sub.add_parser("full").add_argument("--n", type=int, default=None)
+    rerun_args = sub.add_parser("rerun")
+    rerun_args.add_argument("--home", type=Path, required=True)
+    rerun_args.add_argument("--catalog", type=Path, required=True)
+    rerun_args.add_argument("--images-root", type=Path, default=MYNTRA)
     args = parser.parse_args()
-    throughput(args.n) if args.phase == "throughput" else full()
+    if args.phase == "throughput":
+        throughput(args.n)
+    elif args.phase == "full":
+        full(args.n)
+    else:
+        rerun(args.home, args.catalog, args.images_root)
 
 
 if __name__ == "__main__":
