@@ -37,6 +37,7 @@ HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 96
 IVF_NPROBE = 16
 RECALL_QUERIES = 1000
+IVFPQ_MIN_VECTORS = 39 * 256  # FAISS trains 256 centroids per PQ sub-quantizer on >= 39 points each
 # The fused product vector: image and text vectors of one product live in the same space, so their normalised
 # blend is a product vector that matches both kinds of query. Search fuses combined queries with the same weight.
 FUSED_IMAGE_WEIGHT = 0.5
@@ -70,6 +71,8 @@ def choose_index_type(n_vectors: int, dim: int, memory_budget_bytes: int, *,
     if hnsw_bytes <= memory_budget_bytes:
         return IndexPlan("hnsw", {"M": HNSW_M, "efConstruction": HNSW_EF_CONSTRUCTION, "efSearch": HNSW_EF_SEARCH},
                          f"{n_vectors} vectors > {exact_max}, HNSW needs {hnsw_bytes >> 20} MB <= budget")
+    if n_vectors < IVFPQ_MIN_VECTORS:
+        return IndexPlan("flat", {}, f"over budget, but {n_vectors} vectors are too few to train IVF-PQ: exact")
     nlist = int(min(65536, max(16, 4 * np.sqrt(n_vectors))))
     nlist = min(nlist, max(1, n_vectors // 39))  # FAISS wants >= 39 training points per centroid
     pq_m = _divisor_at_most(dim, max(1, dim // 4))  # 4 dims per byte: 16x smaller than float32

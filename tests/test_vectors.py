@@ -35,6 +35,7 @@ def test_choice_is_a_pure_function_of_size_and_budget():
     # Exact but over budget goes approximate even when small.
     assert choose_index_type(50_000, 384, 10 << 20).type != "flat"
     assert choose_index_type(50_000, 384, GB) == choose_index_type(50_000, 384, GB)
+    assert choose_index_type(500, 384, 1024).type == "flat"  # too few vectors to train IVF-PQ, whatever the budget
 
 
 @pytest.mark.parametrize("exact_max,budget,kind,min_recall", [
