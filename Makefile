@@ -43,3 +43,9 @@ bench: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# The README's evaluation table (Myntra title + attribute queries, grocery photo queries, every mode).
+EVAL_MYNTRA_HOME ?= $(DEMO_HOME)
+.PHONY: eval-report
+eval-report: install
+	$(BIN)/python bench/eval_report.py --myntra-home $(EVAL_MYNTRA_HOME) --update-readme

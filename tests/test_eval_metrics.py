@@ -48,6 +48,11 @@ def test_queries_without_relevant_products_are_not_scored():
     assert set(scores["recall@1"]) == {"q1"}
 
 
+def test_a_run_that_retrieved_nothing_scores_zero():
+    scores = per_query_scores(QRELS, {"q1": [], "q2": []})
+    assert all(v == 0.0 for per_q in scores.values() for v in per_q.values()) and set(scores["map"]) == set(QRELS)
+
+
 def test_paired_tests_separate_a_clear_win_from_noise():
     base = {f"q{i}": 0.2 for i in range(40)}
     better = {f"q{i}": 0.2 + (0.5 if i % 4 else 0.0) for i in range(40)}

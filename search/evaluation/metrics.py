@@ -40,6 +40,8 @@ def per_query_scores(qrels: Qrels, run: Mapping[str, Sequence[tuple[str, float]]
         ranking = run.get(qid, [])
         n = len(ranking)
         ranked[qid] = {pid: float(n - i) for i, (pid, _) in enumerate(ranking)}
+    if not any(ranked.values()):  # nothing retrieved at all (ranx cannot build such a run): every query scores 0
+        return {m: {qid: 0.0 for qid in qids} for m in metrics}
     scores = evaluate(rq, RRun(ranked), list(metrics), return_mean=False)
     if len(metrics) == 1:
         scores = {metrics[0]: scores}

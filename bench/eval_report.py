@@ -1,0 +1,135 @@
+"""The README's evaluation table: Myntra held-out title and attribute queries and grocery photo queries, every mode.
+
+    python bench/eval_report.py --myntra-home HOME_WITH_MYNTRA_INDEX [--grocery-home HOME] [--update-readme]
+
+Builds the three query sets with fixed seeds (title queries skip the products the model was trained on), runs
+`shoplens eval --mode all` on each (stored as eval runs, with reports), and prints one Markdown table; with
+--update-readme it replaces the table between the `eval-table` markers in README.md. A grocery home without an
+index is indexed first (81 products, under a minute).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+DATASETS = ROOT.parent / "shared" / "datasets"
+MYNTRA = DATASETS / "myntra_fashion" / "products.csv"
+GROCERY = DATASETS / "grocery_store" / "products.csv"
+# The options README.md documents for the two catalogs.
+MYNTRA_MAP = ["image=image_hr,thumbs_60x80.zip#{thumb_60x80}", "title=title,{brand} {variant_name}",
+              "category=master_category>sub_category>article_type", "colour=base_colour",
+              "price=discounted_price_inr,price_inr"]
+GROCERY_MAP = ["id=product_id", "image=iconic_image_path", "category=top_category>coarse_class"]
+START, END = "<!-- eval-table:start -->", "<!-- eval-table:end -->"
+COLUMNS = ("recall@1", "recall@10", "recall@50", "mrr@10", "ndcg@10")
+
+log = logging.getLogger("eval_report")
+
+
+def shoplens(home: Path, *args: str) -> None:
+    from web.cli import cli
+
+    argv = ["--home", str(home), *args]
+    log.info("shoplens %s", " ".join(argv))
+    try:
+        cli.main(argv, prog_name="shoplens", standalone_mode=False)
+    except SystemExit as exc:
+        if exc.code:
+            raise SystemExit(f"`shoplens {' '.join(argv)}` failed (exit {exc.code})") from None
+
+
+def maps(items: list[str]) -> list[str]:
+    return [a for m in items for a in ("--map", m)]
+
+
+def ensure_grocery(home: Path) -> None:
+    if not (home / "index" / "CURRENT").is_file():
+        shoplens(home, "migrate")
+        shoplens(home, "index", str(GROCERY), "--no-progress", *maps(GROCERY_MAP))
+
+
+def build_sets(out: Path, myntra: Path, myntra_home: Path, grocery_home: Path, n_title: int, n_attr: int,
+               seed: int) -> list[tuple]:
+    """(label, home, queries, qrels) for the three query sets."""
+    sets = []
+    for kind, n in (("title", n_title), ("attribute", n_attr)):
+        q, r = out / f"myntra-{kind}.jsonl", out / f"myntra-{kind}.qrels"
+        shoplens(myntra_home, "eval", "build-queries", kind, "--catalog", str(myntra), *maps(MYNTRA_MAP),
+                 "--n", str(n), "--seed", str(seed), "--queries-out", str(q), "--qrels-out", str(r))
+        sets.append((f"Myntra {kind} ({n})", myntra_home, q, r))
+    q, r = out / "grocery-photo.jsonl", out / "grocery-photo.qrels"
+    shoplens(grocery_home, "eval", "build-queries", "photo", "--catalog", str(GROCERY), *maps(GROCERY_MAP),
+             "--photos", str(DATASETS / "grocery_store" / "photo_queries.csv"), "--queries-out", str(q),
+             "--qrels-out", str(r))
+    sets.append(("grocery photo (296)", grocery_home, q, r))
+    return sets
+
+
+def table(results: list[tuple[str, dict]]) -> str:
+    lines = ["| queries | mode | " + " | ".join(COLUMNS) + " | p50 ms | p95 ms |",
+             "| --- | --- | " + " | ".join("---" for _ in COLUMNS) + " | --- | --- |"]
+    for label, data in results:
+        for mode, summary in data["modes"].items():
+            if summary.get("unsupported") == summary["n_queries"]:
+                lines.append(f"| {label} | {mode} | " + " | ".join("n/a" for _ in COLUMNS) + " | n/a | n/a |")
+                continue
+            m, lat = summary["metrics"], summary["latency_ms"]
+            sig = data["significance"]["p_values"].get(mode, {})
+            cells = [f"{m[c]:.3f}" + ("*" if sig.get(c, 1.0) < 0.05 else "") for c in COLUMNS]
+            lines.append(f"| {label} | {mode} | " + " | ".join(cells) + f" | {lat['p50']:.1f} | {lat['p95']:.1f} |")
+    return "\n".join(lines)
+
+
+def update_readme(text: str, index_note: str) -> None:
+    readme = ROOT / "README.md"
+    body = readme.read_text(encoding="utf-8")
+    block = f"{START}\n{index_note}\n\n{text}\n{END}"
+    if START in body and END in body:
+        body = body[: body.index(START)] + block + body[body.index(END) + len(END):]
+    else:
+        body = body.rstrip("\n") + "\n\n" + block + "\n"
+    readme.write_text(body, encoding="utf-8")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--myntra-home", type=Path, required=True, help="A home with the Myntra catalog indexed.")
+    parser.add_argument("--myntra-catalog", type=Path, default=MYNTRA, help="The catalog indexed in --myntra-home.")
+    parser.add_argument("--grocery-home", type=Path, default=ROOT / "bench" / "out" / "eval-grocery-home")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "eval")
+    parser.add_argument("--n-title", type=int, default=500)
+    parser.add_argument("--n-attribute", type=int, default=300)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--measures", default="flops,zeroshot", help="Passed to `shoplens eval --measures`.")
+    parser.add_argument("--update-readme", action="store_true")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not (args.myntra_home / "index" / "CURRENT").is_file():
+        raise SystemExit(f"{args.myntra_home} has no published index: index the Myntra catalog there first "
+                         f"(README 'Indexing a catalog').")
+    ensure_grocery(args.grocery_home)
+    args.out.mkdir(parents=True, exist_ok=True)
+    results = []
+    for label, home, q, r in build_sets(args.out, args.myntra_catalog, args.myntra_home, args.grocery_home, args.n_title,
+                                        args.n_attribute, args.seed):
+        out = args.out / (q.stem + ".json")
+        shoplens(home, "eval", "--queries", str(q), "--qrels", str(r), "--mode", "all", "--baseline", "hybrid",
+                 "--json", str(out), "--run-out", str(args.out / (q.stem + ".run.txt")), "--measures", args.measures,
+                 "--quiet", "--name", f"readme: {label}")
+        results.append((label, json.loads(out.read_text())))
+    text = table(results)
+    models = {d["measures"].get("flops", {}).get("model") for _, d in results} - {None}
+    note = (f"Model {', '.join(sorted(models)) or 'as indexed'}; `*`: differs from hybrid at p < 0.05 (paired t-test); "
+            f"latency per query on this 2-core machine, one torch thread. Produced by `make eval-report`.")
+    print(note + "\n\n" + text)
+    if args.update_readme:
+        update_readme(text, note)
+
+
+if __name__ == "__main__":
+    main()
