@@ -20,11 +20,13 @@ def blueprints() -> list[Blueprint]:
     from web.api import bp as api
     from web.pages import bp as pages
     from web.eval_pages import bp as eval_pages
+    from web.copy_api import bp as copy_api
 
     return [
         api,
         pages,
         eval_pages,
+        copy_api,
     ]
 
 

@@ -68,6 +68,13 @@ from indexer.train import train_model_command  # noqa: E402
 cli.add_command(train_model_command)
 from search.evaluation.cli import eval_command  # noqa: E402
 cli.add_command(eval_command)
+from search.cli import search_command, similar_command  # noqa: E402
+from web.serve import serve_command  # noqa: E402
+cli.add_command(search_command)
+cli.add_command(similar_command)
+cli.add_command(serve_command)
+from web.copywriter.batch import generate_command  # noqa: E402
+cli.add_command(generate_command)
 
 
 def main() -> None:

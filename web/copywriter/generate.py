@@ -1,0 +1,316 @@
+"""Grounded generation: facts in, a checked description (plus SEO title and optional bullets) out.
+
+Grounding happens twice. Before: words the facts don't support (other colours, materials, genders, fabric
+features, patterns) are banned at decoding time, per product, so the model can't start writing them. After:
+the grounding check reads what was written anyway (multi-token words, numbers, sizes, brands, product types);
+a description with unsupported claims is regenerated (sampled, with the offending words banned too), and what
+is still unsupported in the best attempt is removed sentence by sentence. Every flagged claim is reported.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Iterator
+
+import torch
+from transformers import LogitsProcessor, LogitsProcessorList, TextIteratorStreamer
+
+from web.copywriter.facts import ProductFacts
+from web.copywriter.grounding import (Claim, FactIndex, _lexicon, extract_claims, remove_unsupported,
+                                      sentences)
+from web.copywriter.llm import LLM
+from web.copywriter.prompt import CopyOptions, bullets_messages, description_messages, render
+
+log = logging.getLogger(__name__)
+
+BANNABLE_KINDS = ("colour", "material", "gender", "feature", "pattern", "sleeve")
+_PREAMBLE = re.compile(r"^(?:(?:here(?: is|'s)|sure|certainly|of course)\b[^\n]*?[:!.]\s*|"
+                       r"(?:product )?(?:description|title)\s*:\s*)", re.I)
+
+
+@dataclass
+class CopyDraft:
+    """A checked copy for one product, with the report of what the check flagged and what was done."""
+
+    product_id: str
+    text: str
+    model: str
+    prompt: str
+    params: dict
+    seo_title: str | None = None
+    bullets: list[str] = field(default_factory=list)
+    flagged: list[Claim] = field(default_factory=list)  # unsupported claims met in any attempt, with action
+    checked: list[Claim] = field(default_factory=list)  # claims in the final text (all supported unless kept)
+    attempts: int = 1
+    raw_text: str = ""
+
+    @property
+    def unsupported_claims(self) -> list[Claim]:
+        """Unsupported claims still in the final text (empty unless the check was told to keep them)."""
+        return [c for c in self.checked if not c.supported]
+
+
+class NoRepeatInAnswer(LogitsProcessor):
+    """No n-gram twice in the answer. (transformers' no_repeat_ngram_size also counts the prompt, which would
+    stop the model from repeating the product's own name from the fact list.)"""
+
+    def __init__(self, prompt_length: int, n: int = 3) -> None:
+        self.prompt_length = prompt_length
+        self.n = n
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        answer = input_ids[:, self.prompt_length:].tolist()
+        for row, tokens in enumerate(answer):
+            if len(tokens) < self.n:
+                continue
+            prefix = tuple(tokens[-(self.n - 1):])
+            banned = [tokens[i + self.n - 1] for i in range(len(tokens) - self.n + 1)
+                      if tuple(tokens[i:i + self.n - 1]) == prefix]
+            if banned:
+                scores[row, banned] = float("-inf")
+        return scores
+
+
+class BanTokens(LogitsProcessor):
+    """Per-row banned token ids: row i never samples a token in `mask[i]`."""
+
+    def __init__(self, mask: torch.Tensor) -> None:
+        self.mask = mask
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        return scores.masked_fill(self.mask[:, :scores.shape[-1]], float("-inf"))
+
+
+@lru_cache(maxsize=4)
+def _lexicon_tokens(llm: LLM) -> dict[tuple[str, str], list[int]]:
+    """(kind, key) → ids of vocabulary tokens that are, by themselves, a whole lexicon word (" Blue", "women")."""
+    kinds = {}
+    for kind, pattern, key, _ in _lexicon():
+        if kind in BANNABLE_KINDS:
+            kinds.setdefault(kind, []).append((pattern, key))
+    combined = {kind: re.compile("|".join(f"(?:{p.pattern})" for p, _ in entries), re.I)
+                for kind, entries in kinds.items()}
+    found: dict[tuple[str, str], list[int]] = {}
+    vocab = llm.tokenizer.get_vocab()
+    for token_id in vocab.values():
+        word = llm.tokenizer.decode([token_id])
+        stripped = word.strip()
+        if len(stripped) < 2 or not stripped.replace("-", "").isalpha():
+            continue
+        for kind, regex in combined.items():
+            if regex.fullmatch(stripped):
+                for pattern, key in kinds[kind]:
+                    if pattern.fullmatch(stripped):
+                        found.setdefault((kind, key), []).append(token_id)
+                        break
+    return found
+
+
+def banned_tokens(llm: LLM, index: FactIndex) -> set[int]:
+    """Token ids of lexicon words the facts don't support (colours, materials, genders, ...)."""
+    return {tid for (kind, key), ids in _lexicon_tokens(llm).items() if not index.supports(kind, key) for tid in ids}
+
+
+def _claim_tokens(llm: LLM, claims: list[Claim]) -> set[int]:
+    """First meaningful token of each flagged claim, so a retry can't write it the same way again."""
+    ids: set[int] = set()
+    for claim in claims:
+        for variant in (" " + claim.text, claim.text, " " + claim.text.capitalize(), " " + claim.text.lower()):
+            for tid in llm.tokenizer.encode(variant, add_special_tokens=False):
+                if len(llm.tokenizer.decode([tid]).strip()) >= 3 or claim.kind == "number":
+                    ids.add(tid)
+                    break
+    return ids
+
+
+def _run(llm: LLM, prompts: list[str], bans: list[set[int]], max_new_tokens: int, *, temperature: float = 0.0,
+         seed: int = 0, streamer: TextIteratorStreamer | None = None) -> list[str]:
+    """One batched generation; rows are left-padded and decoded without the prompt."""
+    tok = llm.tokenizer
+    enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+    vocab = max(len(tok), llm.model.config.vocab_size)
+    mask = torch.zeros((len(prompts), vocab), dtype=torch.bool)
+    for row, ids in enumerate(bans):
+        if ids:
+            mask[row, list(ids)] = True
+    sampling = dict(do_sample=True, temperature=temperature, top_p=0.9) if temperature > 0 else dict(do_sample=False)
+    if temperature > 0:
+        torch.manual_seed(seed)
+    with llm.lock, torch.inference_mode():
+        processors = LogitsProcessorList([BanTokens(mask), NoRepeatInAnswer(enc["input_ids"].shape[1])])
+        out = llm.model.generate(**enc, max_new_tokens=max_new_tokens, logits_processor=processors,
+                                 eos_token_id=llm.eos_token_ids, pad_token_id=tok.pad_token_id, streamer=streamer,
+                                 **sampling)
+    return [tok.decode(row[enc["input_ids"].shape[1]:], skip_special_tokens=True) for row in out]
+
+
+def tidy(text: str) -> str:
+    """Model output as shop copy: no markdown or label prefix, and no sentence cut off by the token limit."""
+    text = _PREAMBLE.sub("", text.replace("**", "").replace("##", "").strip()).strip().strip('"').strip()
+    if text and text[-1] not in ".!?\"')":
+        spans = sentences(text)
+        complete = [s for s in spans if text[s[0]:s[1]].rstrip()[-1:] in (".", "!", "?")]
+        if complete:
+            text = text[:complete[-1][1]]
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+def is_fluent(text: str) -> bool:
+    """Prose, not a fact list or a loop: enough words, mostly full sentences, few `key: value` lines, varied."""
+    words = text.split()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(words) < 12 or not lines:
+        return False
+    label_lines = sum(bool(re.match(r"^[\w\s]{1,30}:", line)) or line.startswith(("-", "*", "•")) for line in lines)
+    full = [s for s in sentences(text) if len(text[s[0]:s[1]].split()) >= 6]
+    top_share = max(words.count(w) for w in set(words)) / len(words)
+    return label_lines <= len(lines) * 0.2 and bool(full) and top_share < 0.2 and len(set(words)) > len(words) * 0.5
+
+
+@dataclass
+class _Attempt:
+    raw: str
+    cleaned: str
+    claims: list[Claim]
+
+    @property
+    def fluent(self) -> bool:
+        return is_fluent(self.cleaned)
+
+    @property
+    def ok(self) -> bool:
+        return self.fluent and all(c.supported for c in self.claims)
+
+    @property
+    def score(self) -> tuple[bool, int, int]:
+        return self.fluent, len(self.cleaned.split()), -sum(not c.supported for c in self.claims)
+
+
+def _attempt(raw: str, index: FactIndex) -> _Attempt:
+    text = tidy(raw)
+    claims = extract_claims(text, index)
+    cleaned, _ = remove_unsupported(text, claims)
+    return _Attempt(text, cleaned, claims)
+
+
+def seo_title(facts: ProductFacts, limit: int = 60) -> str:
+    """A short page title from the facts. Built, not generated: in trials the 135M model's titles were
+    nonsense ("Premade Luxe: UniteShoppens"), and a title has no room for a sentence to be removed."""
+    title = facts.title if not facts.brand or facts.brand.lower() in facts.title.lower() \
+        else f"{facts.brand} {facts.title}"
+    if len(title) > limit:
+        title = title[:limit].rsplit(" ", 1)[0]
+    return title
+
+
+class Copywriter:
+    """Writes grounded copy with one language model; `known_brands` lets the check catch other brands."""
+
+    def __init__(self, llm: LLM, known_brands: frozenset[str] = frozenset()) -> None:
+        self.llm = llm
+        self.known_brands = known_brands
+
+    def index(self, facts: ProductFacts) -> FactIndex:
+        return FactIndex(facts, self.known_brands)
+
+    def _prompt(self, messages: list[dict]) -> str:
+        return render(self.llm.tokenizer, messages)
+
+    def write(self, facts_list: list[ProductFacts], options: CopyOptions) -> list[CopyDraft]:
+        """Checked copy for a batch of products (one batched generation per step)."""
+        indexes = [self.index(f) for f in facts_list]
+        bans = [banned_tokens(self.llm, ix) for ix in indexes]
+        prompts = [self._prompt(description_messages(f, options)) for f in facts_list]
+        raws = _run(self.llm, prompts, bans, options.max_new_tokens, temperature=options.temperature,
+                    seed=options.seed)
+        attempts = [[_attempt(raw, ix)] for raw, ix in zip(raws, indexes)]
+        self._retry(attempts, indexes, bans, prompts, options)
+        drafts = [self._finish(f, ix, tries, prompt, options)
+                  for f, ix, tries, prompt in zip(facts_list, indexes, attempts, prompts)]
+        if options.seo_title:
+            for draft, facts in zip(drafts, facts_list):
+                draft.seo_title = seo_title(facts)
+        if options.bullets:
+            self._bullets(drafts, facts_list, indexes, bans, options)
+        return drafts
+
+    def _retry(self, attempts: list[list[_Attempt]], indexes: list[FactIndex], bans: list[set[int]],
+               prompts: list[str], options: CopyOptions) -> None:
+        for round_ in range(options.retries):
+            todo = [i for i, tries in enumerate(attempts) if not tries[-1].ok]
+            if not todo:
+                return
+            for i in todo:
+                bans[i] = bans[i] | _claim_tokens(self.llm, [c for c in attempts[i][-1].claims if not c.supported])
+            raws = _run(self.llm, [prompts[i] for i in todo], [bans[i] for i in todo], options.max_new_tokens,
+                        temperature=max(options.temperature, 0.7), seed=options.seed + round_ + 1)
+            for i, raw in zip(todo, raws):
+                attempts[i].append(_attempt(raw, indexes[i]))
+
+    def _finish(self, facts: ProductFacts, index: FactIndex, tries: list[_Attempt], prompt: str,
+                options: CopyOptions) -> CopyDraft:
+        best = max(range(len(tries)), key=lambda k: tries[k].score)
+        flagged = []
+        for k, attempt in enumerate(tries):
+            action = "removed" if k == best else "regenerated"
+            flagged += [Claim(**{**c.to_json(), "action": action}) for c in attempt.claims if not c.supported]
+        text = tries[best].cleaned
+        fallback = not text
+        if fallback:  # every sentence of every attempt made something up: say only what is known
+            text = f"{facts.title}."
+        params = {**options.__dict__, "max_new_tokens": options.max_new_tokens, "attempts": len(tries),
+                  "chosen_attempt": best + 1, "fallback": fallback, "fluent": is_fluent(text)}
+        return CopyDraft(product_id=facts.product_id, text=text, model=self.llm.name, prompt=prompt, params=params,
+                         flagged=flagged, checked=extract_claims(text, index), attempts=len(tries),
+                         raw_text=tries[best].raw)
+
+    def _bullets(self, drafts: list[CopyDraft], facts_list: list[ProductFacts], indexes: list[FactIndex],
+                 bans: list[set[int]], options: CopyOptions) -> None:
+        prompts = [self._prompt(bullets_messages(f, options)) for f in facts_list]
+        raws = _run(self.llm, prompts, bans, 70)
+        for draft, ix, raw in zip(drafts, indexes, raws):
+            for line in raw.splitlines():
+                line = re.sub(r"^\s*(?:[-*•]|\d+[.)])\s*", "", line).strip()
+                if len(line.split()) < 2:
+                    continue
+                bad = [c for c in extract_claims(line, ix) if not c.supported]
+                if bad:
+                    draft.flagged += [Claim(**{**c.to_json(), "action": "removed"}) for c in bad]
+                else:
+                    draft.bullets.append(line)
+            draft.bullets = draft.bullets[:5]
+
+    def stream(self, facts: ProductFacts, options: CopyOptions) -> Iterator[str | CopyDraft]:
+        """The first attempt's text piece by piece as the model writes it, then the checked `CopyDraft`."""
+        index = self.index(facts)
+        bans = [banned_tokens(self.llm, index)]
+        prompt = self._prompt(description_messages(facts, options))
+        streamer = TextIteratorStreamer(self.llm.tokenizer, skip_prompt=True, skip_special_tokens=True,
+                                        timeout=300)
+        result: dict[str, object] = {}
+
+        def work() -> None:
+            try:
+                result["raw"] = _run(self.llm, [prompt], bans, options.max_new_tokens,
+                                     temperature=options.temperature, seed=options.seed, streamer=streamer)[0]
+            except BaseException as exc:  # surfaced to the caller below, after the stream ends
+                result["error"] = exc
+                streamer.end()
+
+        worker = threading.Thread(target=work, daemon=True)
+        worker.start()
+        yield from (piece for piece in streamer if piece)
+        worker.join()
+        if "error" in result:
+            raise result["error"]  # type: ignore[misc]
+        attempts = [[_attempt(str(result["raw"]), index)]]
+        self._retry(attempts, [index], bans, [prompt], options)
+        draft = self._finish(facts, index, attempts[0], prompt, options)
+        if options.seo_title:
+            draft.seo_title = seo_title(facts)
+        if options.bullets:
+            self._bullets([draft], [facts], [index], bans, options)
+        yield draft

@@ -1,0 +1,92 @@
+"""The copywriter as one object for the CLI and the web app: store, facts (+ image), model, versions.
+
+The model and the encoder load on first use, once per process; generation is serialised on the model's lock.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Iterator
+
+from indexer.config import Settings
+from indexer.store import CopyVersion, Store, open_store
+from web.copywriter.facts import DEFAULT_VISUAL_THRESHOLD, ProductFacts, VisualReader, image_refs, load_facts, \
+    visual_reader
+from web.copywriter.generate import CopyDraft, Copywriter
+from web.copywriter.llm import cache_root, load_llm
+from web.copywriter.prompt import CopyOptions
+from web.copywriter.versions import known_brands, save_draft
+
+log = logging.getLogger(__name__)
+
+
+class CopyService:
+    """Grounded copy for products in one store."""
+
+    def __init__(self, settings: Settings, *, store: Store | None = None, llm_spec: str | None = None,
+                 vision: bool = True, visual_threshold: float = DEFAULT_VISUAL_THRESHOLD) -> None:
+        self.settings = settings
+        self.store = store or open_store(settings.db_url)
+        self.llm_spec = llm_spec or settings.llm_spec
+        self.vision = vision
+        self.visual_threshold = visual_threshold
+        self._writer: Copywriter | None = None
+        self._reader: VisualReader | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def writer(self) -> Copywriter:
+        if self._writer is None:
+            with self._lock:
+                if self._writer is None:
+                    llm = load_llm(self.llm_spec, cache_dir=cache_root(self.settings))
+                    with self.store.session() as s:
+                        brands = known_brands(s)
+                    self._writer = Copywriter(llm, brands)
+        return self._writer
+
+    @property
+    def reader(self) -> VisualReader | None:
+        if self.vision and self._reader is None:
+            with self._lock:
+                if self._reader is None:
+                    self._reader = visual_reader(self.settings, threshold=self.visual_threshold)
+                    self.vision = self._reader is not None
+        return self._reader
+
+    def facts(self, product_ids: list[str]) -> list[ProductFacts]:
+        """Database facts of each product, plus visual attributes when an encoder is available."""
+        with self.store.session() as s:
+            found = [load_facts(s, pid) for pid in product_ids]
+            refs = image_refs(s, product_ids) if self.vision else {}
+        reader = self.reader
+        if reader is not None:
+            for facts in found:
+                reader.enrich(facts, refs.get(facts.product_id))
+        return found
+
+    def _params(self, draft: CopyDraft, facts: ProductFacts, extra: dict | None) -> None:
+        draft.params.update({"visual_attributes": [v.__dict__ for v in facts.visual],
+                             "visual_threshold": self.visual_threshold if self.vision else None, **(extra or {})})
+
+    def generate(self, product_ids: list[str], options: CopyOptions, *, author: str | None = None,
+                 extra_params: dict | None = None) -> list[tuple[CopyDraft, CopyVersion]]:
+        """Write, check and store copy for a batch of products (one batched pass on the model)."""
+        facts_list = self.facts(product_ids)
+        drafts = self.writer.write(facts_list, options)
+        stored = []
+        for draft, facts in zip(drafts, facts_list):
+            self._params(draft, facts, extra_params)
+            stored.append((draft, save_draft(self.store, draft, author=author)))
+        return stored
+
+    def stream(self, product_id: str, options: CopyOptions, *,
+               author: str | None = None) -> Iterator[str | tuple[CopyDraft, CopyVersion]]:
+        """Text pieces as the model writes them, then the checked, stored version."""
+        facts = self.facts([product_id])[0]
+        for item in self.writer.stream(facts, options):
+            if isinstance(item, CopyDraft):
+                self._params(item, facts, None)
+                yield item, save_draft(self.store, item, author=author)
+            else:
+                yield item
