@@ -144,7 +144,8 @@ class SearchEngine:
                 vec = self._text_vector(text, negative)
             with timer.stage("vector_search"):
                 vector = self._vector_search(state, kind, vec, allowed)
-            vector = [(key, s) for key, s in vector if s >= cfg.min_text_score]
+            floor = cfg.min_cross_score if kind == "image" else cfg.min_text_score
+            vector = self._floor(vector, floor, cfg.vector_margin)
         if negative:
             with timer.stage("lexical"):
                 avoid = {key for key, _ in state.version.lexical().search(negative, cfg.candidates * 5)}
@@ -179,8 +180,8 @@ class SearchEngine:
                     vec = _unit(vec - cfg.negative_weight * encoded[negative])
         with timer.stage("vector_search"):
             ranking = self._vector_search(state, cfg.image_kind, vec, allowed)
-        floor = cfg.min_image_score if not text else min(cfg.min_image_score, cfg.min_text_score)
-        ranking = [(key, s) for key, s in ranking if s >= floor]
+        ranking = self._floor(ranking, cfg.min_image_score if not text else min(cfg.min_image_score,
+                                                                                cfg.min_text_score))
         if negative:
             with timer.stage("lexical"):
                 avoid = {key for key, _ in state.version.lexical().search(negative, cfg.candidates * 5)}
@@ -199,9 +200,18 @@ class SearchEngine:
                            hint="Re-run `shoplens index` to embed it.")
         with timer.stage("vector_search"):
             ranking = self._vector_search(state, kind, vec, allowed, extra=1)
-        return [(key, s) for key, s in ranking if key != facts.key and s >= self.config.min_image_score]
+        return self._floor([(key, s) for key, s in ranking if key != facts.key], self.config.min_image_score)
 
-    # --- building blocks -------------------------------------------------------------------------------------
+    # --- building blocks -----------------------------------------------------------------------------------
+    @staticmethod
+    def _floor(ranking: Ranking, min_score: float, margin: float | None = None) -> Ranking:
+        """Hits at or above the absolute floor and, for text, within `margin` of the best hit (a nonsense query
+        scores low everywhere and keeps few; a clear one drops the long tail of weak matches)."""
+        if not ranking:
+            return ranking
+        floor = min_score if margin is None else max(min_score, ranking[0][1] - margin)
+        return [(key, s) for key, s in ranking if s >= floor]
+
     def _vector_search(self, state: _State, kind: str, vec: np.ndarray, allowed, *, extra: int = 0) -> Ranking:
         """Top candidates of one kind; `allowed` (keys) restricts the search inside FAISS."""
         index = state.version.index(kind)

@@ -71,3 +71,17 @@ class SearchResult:
     @property
     def pages(self) -> int:
         return max(1, -(-self.total // self.k))
+
+    def to_dict(self) -> dict:
+        """The result as the CLI's --json and the API print it (the API adds URLs to each result)."""
+        return {
+            "query": {"kind": self.kind, "mode": self.mode, "text": self.text, "negative": self.negative},
+            "index_version": self.index_version, "total": self.total, "page": self.page, "pages": self.pages,
+            "k": self.k,
+            "results": [{"id": h.product.id, "title": h.product.title, "score": round(h.score, 6),
+                         "brand": h.product.brand, "category": h.product.category, "colour": h.product.colour,
+                         "gender": h.product.gender, "price": h.product.price, "currency": h.product.currency,
+                         "duplicates": h.duplicates} for h in self.hits],
+            "facets": self.facets,
+            "timings_ms": {k: round(v * 1000, 3) for k, v in self.timings.items()},
+        }

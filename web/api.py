@@ -97,30 +97,21 @@ def filters_from(params: dict) -> Filters:
 
 
 def result_json(result: SearchResult, query: dict) -> dict:
-    """A search result as the API returns it."""
-    return {
-        "query": {**query, "kind": result.kind, "mode": result.mode, "text": result.text,
-                  "negative": result.negative},
-        "index_version": result.index_version,
-        "total": result.total, "page": result.page, "pages": result.pages, "k": result.k,
-        "results": [{
-            "id": h.product.id, "title": h.product.title, "score": round(h.score, 6),
-            "brand": h.product.brand, "category": h.product.category, "colour": h.product.colour,
-            "gender": h.product.gender, "price": h.product.price, "currency": h.product.currency,
-            "image_url": url_for("api.product_image", product_id=h.product.id) if h.product.has_image else None,
-            "url": url_for("api.get_product", product_id=h.product.id),
-            "similar_url": url_for("api.similar_products", product_id=h.product.id),
-            "duplicates": h.duplicates} for h in result.hits],
-        "facets": result.facets,
-    }
+    """A search result as the API returns it: the engine's dict plus links for each result."""
+    body = result.to_dict()
+    body["query"] = {**query, **body["query"]}
+    for item, hit in zip(body["results"], result.hits):
+        item["image_url"] = url_for("api.product_image", product_id=hit.product.id) if hit.product.has_image else None
+        item["url"] = url_for("api.get_product", product_id=hit.product.id)
+        item["similar_url"] = url_for("api.similar_products", product_id=hit.product.id)
+    return body
 
 
 def respond(result: SearchResult, query: dict) -> Response:
     """Render a result as JSON, timing the render stage and exporting every stage to /metrics."""
     started = time.perf_counter()
     body = result_json(result, query)
-    timings = dict(result.timings)
-    timings["render"] = time.perf_counter() - started
+    timings = {**result.timings, "render": time.perf_counter() - started}
     body["timings_ms"] = {k: round(v * 1000, 3) for k, v in timings.items()}
     response = jsonify(body)
     current_app.extensions["shoplens.metrics"].observe_stages(timings, result.kind)

@@ -65,7 +65,8 @@ def register_error_handlers(app: Flask) -> None:
         if status >= 500:  # not ready (no index, unmigrated database, no weights): unavailable, not a bug
             log.warning("%s: %s", exc.code, exc)
             status = 503
-        return error_response(status, exc.code, str(exc))
+        message = f"{exc.message.rstrip('.')}. {exc.hint}" if exc.hint else exc.message
+        return error_response(status, exc.code, message)
 
     @app.errorhandler(RequestEntityTooLarge)
     def _too_large(_exc: RequestEntityTooLarge):

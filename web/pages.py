@@ -127,9 +127,10 @@ def product(product_id: str):
     return _render_timed(similar, "product.html", product=facts, similar=similar, q="")
 
 
-def _render_timed(result: SearchResult, template: str, **context) -> str:
+def _render_timed(timed: SearchResult, template: str, **context) -> str:
+    """Render a page, exporting `timed`'s stage timings plus the render time to /metrics."""
     started = time.perf_counter()
     html = render_template(template, **context)
-    timings = {**result.timings, "render": time.perf_counter() - started}
-    current_app.extensions["shoplens.metrics"].observe_stages(timings, result.kind)
+    timings = {**timed.timings, "render": time.perf_counter() - started}
+    current_app.extensions["shoplens.metrics"].observe_stages(timings, timed.kind)
     return html

@@ -35,9 +35,19 @@ def read_upload(file: FileStorage | None, settings: Settings) -> bytes:
 
 
 def decode_upload(data: bytes, settings: Settings) -> Image.Image:
-    """Decode checked bytes into RGB (format allowlist and pixel cap are checked before any decoding)."""
-    image, _info = decode_image(data, max_pixels=settings.max_image_pixels, max_bytes=settings.max_image_bytes,
-                                what="the photo")
+    """Decode checked bytes into RGB (format allowlist and pixel cap are checked before any decoding).
+
+    `read_upload` has already capped the bytes, so a 413 from here is the pixel cap: for a shopper that is a
+    bad photo (400), not an oversized request.
+    """
+    try:
+        image, _info = decode_image(data, max_pixels=settings.max_image_pixels, max_bytes=settings.max_image_bytes,
+                                    what="the photo")
+    except BadImage as exc:
+        if exc.http_status == 413 and len(data) <= settings.max_image_bytes:
+            raise BadImage(exc.message, hint="Send a photo of at most "
+                           f"{settings.max_image_pixels:,} pixels.", http_status=400) from None
+        raise
     return image
 
 

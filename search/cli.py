@@ -1,0 +1,87 @@
+"""`shoplens search` and `shoplens similar` (interfaces.md): the query engine from the command line."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from indexer.config import Settings
+from indexer.errors import BadInput
+from search.query import SearchResult
+
+
+def _settings(ctx: click.Context) -> Settings:
+    return ctx.find_root().obj
+
+
+def _engine(settings: Settings):
+    from search.engine import SearchEngine
+
+    return SearchEngine(settings)
+
+
+def _print(result: SearchResult, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), ensure_ascii=False))
+        return
+    if not result.hits:
+        click.echo("no results: try fewer or more general words, or drop a filter", err=True)
+        return
+    for rank, h in enumerate(result.hits, start=(result.page - 1) * result.k + 1):
+        price = f"{h.product.price:,.0f}" if h.product.price is not None else "-"
+        click.echo(f"{rank:>3}. {h.score:7.4f}  {h.product.id:<10} {price:>8}  {h.product.title}"
+                   + (f"  (+{len(h.duplicates)} duplicates)" if h.duplicates else ""))
+    click.echo(f"{result.total} matching, index {result.index_version}, {result.kind} query ({result.mode})", err=True)
+
+
+@click.command("search")
+@click.argument("text", required=False, default="")
+@click.option("--image", "image_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="A photo to search with (alone or with TEXT: 'like this photo, but in blue').")
+@click.option("--k", type=click.IntRange(1, 1000), default=10, show_default=True, help="How many results.")
+@click.option("--page", type=click.IntRange(1, 10000), default=1, show_default=True)
+@click.option("--filter", "filters", multiple=True, metavar="FIELD=VALUE",
+              help="brand, category (any level), gender, colour, price_min, price_max. Repeatable.")
+@click.option("--not", "negative", default="", help="Words to steer away from (same as 'without ...' in TEXT).")
+@click.option("--mode", type=click.Choice(["hybrid", "lexical", "image", "text", "fused"]), default=None,
+              help="How a text query is answered (default: hybrid).")
+@click.option("--image-weight", type=click.FloatRange(0, 1), default=None,
+              help="The photo's share against TEXT (default 0.6).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def search_command(ctx: click.Context, text: str, image_path: Path | None, k: int, page: int,
+                   filters: tuple[str, ...], negative: str, mode: str | None, image_weight: float | None,
+                   as_json: bool) -> None:
+    """Search the catalog by TEXT, by a photo (--image), or both."""
+    from indexer.images import decode_image
+    from search.filters import Filters
+    from search.query import Query
+
+    settings = _settings(ctx)
+    if len(text) > settings.max_query_chars:
+        raise BadInput(f"the query is {len(text)} characters long; the limit is {settings.max_query_chars}")
+    image = None
+    if image_path is not None:
+        try:
+            data = image_path.read_bytes()
+        except OSError as exc:
+            raise BadInput(f"cannot read {image_path}: {exc.strerror or exc}") from None
+        image, _ = decode_image(data, max_pixels=settings.max_image_pixels, max_bytes=settings.max_image_bytes,
+                                what=str(image_path))
+    query = Query(text=text, image=image, negative=negative, filters=Filters.parse_cli(filters), k=k, page=page,
+                  mode=mode, image_weight=image_weight)
+    _print(_engine(settings).search(query), as_json)
+
+
+@click.command("similar")
+@click.argument("product_id")
+@click.option("--k", type=click.IntRange(1, 1000), default=10, show_default=True, help="How many results.")
+@click.option("--filter", "filters", multiple=True, metavar="FIELD=VALUE", help="As for `shoplens search`.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def similar_command(ctx: click.Context, product_id: str, k: int, filters: tuple[str, ...], as_json: bool) -> None:
+    """Products that look like PRODUCT_ID."""
+    from search.filters import Filters
+
+    _print(_engine(_settings(ctx)).similar(product_id, k=k, filters=Filters.parse_cli(filters)), as_json)
