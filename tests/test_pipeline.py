@@ -18,7 +18,7 @@ from sqlalchemy import create_engine, func, select
 
 from indexer.config import load_settings
 from indexer.pipeline import IndexOptions, run_index
-from indexer.store import Embedding, IngestRun, Product, RowOutcome, open_store
+from indexer.store import CopyVersion, Embedding, IngestRun, Product, RowOutcome, open_store
 from indexer.vectors import IndexReader
 from indexer_data import (GROCERY, GROCERY_MAP, MYNTRA, db_url, myntra_map_args, myntra_rows,  # noqa: F401
                           png_header_only, write_csv)
@@ -160,7 +160,19 @@ def test_grocery_catalog_indexes_into_the_database(db_url, tmp_path):  # noqa: F
     version = IndexReader(settings.index_dir).current()
     hits = version.lexical().search("apple juice", k=5)
     assert hits and hits[0][0] in juice_keys
-    assert run_index(settings, options).unchanged == 81  # rerun on this database: nothing re-embedded
+    rerun = run_index(settings, options)
+    assert (rerun.unchanged, rerun.published) == (81, False)  # nothing re-embedded, no new version
+
+    with store.session() as s:  # approved copy is searchable after the next run; drafts are not
+        s.add(CopyVersion(product_id="0", version=1, text="Crunchy orchard zingberry apple", model="t", prompt="p",
+                          status="approved"))
+        s.add(CopyVersion(product_id="1", version=1, text="draft quuxfruit", model="t", prompt="p"))
+    third = run_index(settings, options)
+    assert third.unchanged == 81 and third.published
+    lexical = IndexReader(settings.index_dir).current().lexical()
+    with store.session() as s:
+        golden = s.get(Product, "0").key
+    assert [k for k, _ in lexical.search("zingberry")] == [golden] and lexical.search("quuxfruit") == []
 
 
 def _count_products(db: Path) -> int:
