@@ -37,7 +37,8 @@ def run(run_id: int):
     plots = [p for p in PLOTS if found.report_path and (Path(found.report_path).parent / p).is_file()]
     return render_template("eval_run.html", run=found, metrics=METRICS, rows=reports.mode_rows(found.metrics),
                            headline=reports.HEADLINE, fmt=reports.fmt, plots=plots,
-                           measures=found.metrics.get("measures", {}))
+                           measures=found.metrics.get("measures", {}),
+                           generation=reports.flatten(found.metrics.get("measures", {}).get("generation") or {}))
 
 
 @bp.get("/eval/<int:run_id>/<name>")

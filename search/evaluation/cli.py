@@ -95,7 +95,7 @@ def other_measures(settings: Settings, store, model: str, chosen: list[str], zer
         if "zeroshot" in chosen:
             out["zeroshot"] = measures.zero_shot_from_store(settings, store, encoder, n=zeroshot_n, level=level)
     if "generation" in chosen:
-        out["generation"] = measures.generation_metrics(settings)
+        out["generation"] = measures.generation_metrics(store)
     return out
 
 

@@ -17,13 +17,14 @@ from PIL import Image
 
 from indexer.config import Settings
 from indexer.errors import ShopLensError
+from indexer.store import Store
 
 log = logging.getLogger(__name__)
 
 PROMPT = "a photo of {}"
 FLOPS_TEXT = "black casual shoes for men"
 
-GenerationMetrics = Callable[[Settings], dict]
+GenerationMetrics = Callable[[Store], dict]  # e.g. web.copywriter.quality.copy_quality
 _generation_provider: GenerationMetrics | None = None
 
 
@@ -33,12 +34,12 @@ def register_generation_metrics(provider: GenerationMetrics) -> None:
     _generation_provider = provider
 
 
-def generation_metrics(settings: Settings) -> dict:
-    """The copywriter's metrics, or a note saying why there are none."""
+def generation_metrics(store: Store) -> dict:
+    """The copywriter's metrics over the stored copy, or a note saying why there are none."""
     if _generation_provider is None:
         return {"available": False, "reason": "no generation metrics provider registered (web/copywriter)"}
     try:
-        return {"available": True, **_generation_provider(settings)}
+        return {"available": True, **_generation_provider(store)}
     except ShopLensError as exc:
         return {"available": False, "reason": str(exc)}
 

@@ -155,6 +155,17 @@ def plot_latency(data: dict, out: Path) -> Path:
     return out
 
 
+def flatten(values: dict, prefix: str = "") -> dict:
+    """{"grounding": {"rate": .9}} -> {"grounding.rate": .9}, for one measure per table row."""
+    out = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
 def measures_markdown(measures: dict) -> str:
     """The zero-shot, FLOPs and generation sections."""
     parts = []
@@ -173,7 +184,7 @@ def measures_markdown(measures: dict) -> str:
     gen = measures.get("generation")
     if gen:
         if gen.get("available"):
-            rows = [[k, fmt(v) if isinstance(v, float) else v] for k, v in gen.items() if k != "available"]
+            rows = [[k, fmt(v) if isinstance(v, float) else v] for k, v in flatten(gen).items() if k != "available"]
             parts.append("**Generation (copywriter)**\n\n" + markdown_table(["measure", "value"], rows))
         else:
             parts.append(f"**Generation (copywriter)**: not measured ({gen.get('reason')}).")
