@@ -85,6 +85,13 @@ def table(results: list[tuple[str, dict]]) -> str:
     return "\n".join(lines)
 
 
+def index_summary(home: Path) -> str:
+    """'v000003: 44,441 products, model shoplens-lite' from the home's published manifest."""
+    version = (home / "index" / "CURRENT").read_text().strip()
+    manifest = json.loads((home / "index" / version / "manifest.json").read_text())
+    return f"{manifest['count']:,} products, model `{manifest['model']}`"
+
+
 def update_readme(text: str, index_note: str) -> None:
     readme = ROOT / "README.md"
     body = readme.read_text(encoding="utf-8")
@@ -123,9 +130,10 @@ def main() -> None:
                  "--quiet", "--name", f"readme: {label}")
         results.append((label, json.loads(out.read_text())))
     text = table(results)
-    models = {d["measures"].get("flops", {}).get("model") for _, d in results} - {None}
-    note = (f"Model {', '.join(sorted(models)) or 'as indexed'}; `*`: differs from hybrid at p < 0.05 (paired t-test); "
-            f"latency per query on this 2-core machine, one torch thread. Produced by `make eval-report`.")
+    note = (f"Myntra index: {index_summary(args.myntra_home)} (catalog `{args.myntra_catalog.name}`); grocery index: "
+            f"{index_summary(args.grocery_home)}. `*`: differs from hybrid at p < 0.05 (paired t-test over queries); "
+            f"latency per query on this 2-core machine (shared with other jobs), one torch thread. "
+            f"Reports: `shoplens eval runs`, `/eval`.")
     print(note + "\n\n" + text)
     if args.update_readme:
         update_readme(text, note)

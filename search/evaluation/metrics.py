@@ -15,7 +15,7 @@ from search.evaluation.trec import Qrels
 log = logging.getLogger(__name__)
 
 METRICS: tuple[str, ...] = ("recall@1", "recall@5", "recall@10", "recall@50", "mrr@10", "ndcg@10", "map")
-RECALL_CURVE_KS: tuple[int, ...] = (1, 5, 10, 20, 50)
+RECALL_CURVE_KS: tuple[int, ...] = (1, 5, 10, 50)  # the Recall@K of METRICS, plotted as a curve
 STAT_TESTS = ("student", "fisher")
 
 PerQuery = dict[str, dict[str, float]]  # metric -> query id -> score

@@ -124,6 +124,8 @@ def plot_recall_curves(data: dict, out: Path) -> Path:
         ks = [k for k in RECALL_CURVE_KS if f"recall@{k}" in summary["metrics"]]
         ax.plot(ks, [summary["metrics"][f"recall@{k}"] for k in ks], marker="o", label=mode)
     ax.set_xscale("log")
+    ax.set_xticks(RECALL_CURVE_KS, [str(k) for k in RECALL_CURVE_KS])
+    ax.minorticks_off()
     ax.set_xlabel("K")
     ax.set_ylabel("Recall@K")
     ax.set_ylim(0, 1)
