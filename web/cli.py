@@ -75,6 +75,8 @@ cli.add_command(similar_command)
 cli.add_command(serve_command)
 from web.copywriter.batch import generate_command  # noqa: E402
 cli.add_command(generate_command)
+from web.copywriter.publish import publish_copy_command  # noqa: E402
+cli.add_command(publish_copy_command)
 
 
 def main() -> None:
