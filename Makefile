@@ -45,7 +45,9 @@ clean:
 	rm -rf $(VENV) .pytest_cache
 
 # The README's evaluation table (Myntra title + attribute queries, grocery photo queries, every mode).
-EVAL_MYNTRA_HOME ?= $(DEMO_HOME)
+# Default: a 2,500-product Myntra index built in bench/out; for the full catalog pass
+# EVAL_ARGS='--myntra-home HOME --myntra-catalog $(SHARED)/datasets/myntra_fashion/products.csv'.
+EVAL_ARGS ?=
 .PHONY: eval-report
 eval-report: install
-	$(BIN)/python bench/eval_report.py --myntra-home $(EVAL_MYNTRA_HOME) --update-readme
+	$(BIN)/python bench/eval_report.py $(EVAL_ARGS) --update-readme

@@ -1,11 +1,12 @@
 """The README's evaluation table: Myntra held-out title and attribute queries and grocery photo queries, every mode.
 
-    python bench/eval_report.py --myntra-home HOME_WITH_MYNTRA_INDEX [--grocery-home HOME] [--update-readme]
+    python bench/eval_report.py [--myntra-home HOME --myntra-catalog CSV] [--update-readme]
 
 Builds the three query sets with fixed seeds (title queries skip the products the model was trained on), runs
 `shoplens eval --mode all` on each (stored as eval runs, with reports), and prints one Markdown table; with
---update-readme it replaces the table between the `eval-table` markers in README.md. A grocery home without an
-index is indexed first (81 products, under a minute).
+--update-readme it replaces the table between the `eval-table` markers in README.md. Homes without an index are
+indexed first: grocery (81 products, under a minute) and, unless --myntra-catalog names the catalog already
+indexed in --myntra-home, the `make demo` Myntra catalog (the first --myntra-n products with a sharp image).
 """
 from __future__ import annotations
 
@@ -51,6 +52,21 @@ def ensure_grocery(home: Path) -> None:
     if not (home / "index" / "CURRENT").is_file():
         shoplens(home, "migrate")
         shoplens(home, "index", str(GROCERY), "--no-progress", *maps(GROCERY_MAP))
+
+
+def ensure_myntra(home: Path, catalog: Path | None, n: int) -> Path:
+    """The Myntra catalog indexed in `home`: as given, or a demo catalog of `n` products written and indexed."""
+    if catalog is None:
+        sys.path.insert(0, str(ROOT / "scripts"))
+        from demo_catalog import write_demo_catalog
+
+        catalog = home / "demo" / "products.csv"
+        if not catalog.is_file():
+            write_demo_catalog(MYNTRA, catalog, n)
+    if not (home / "index" / "CURRENT").is_file():
+        shoplens(home, "migrate")
+        shoplens(home, "index", str(catalog), "--images-root", str(MYNTRA.parent), "--no-progress", *maps(MYNTRA_MAP))
+    return catalog
 
 
 def build_sets(out: Path, myntra: Path, myntra_home: Path, grocery_home: Path, n_title: int, n_attr: int,
@@ -105,8 +121,10 @@ def update_readme(text: str, index_note: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--myntra-home", type=Path, required=True, help="A home with the Myntra catalog indexed.")
-    parser.add_argument("--myntra-catalog", type=Path, default=MYNTRA, help="The catalog indexed in --myntra-home.")
+    parser.add_argument("--myntra-home", type=Path, default=ROOT / "bench" / "out" / "eval-myntra-home")
+    parser.add_argument("--myntra-catalog", type=Path, help="The Myntra catalog indexed in --myntra-home "
+                        f"(e.g. {MYNTRA} for the full index); default: a demo catalog of --myntra-n products.")
+    parser.add_argument("--myntra-n", type=int, default=2500)
     parser.add_argument("--grocery-home", type=Path, default=ROOT / "bench" / "out" / "eval-grocery-home")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "eval")
     parser.add_argument("--n-title", type=int, default=500)
@@ -116,9 +134,7 @@ def main() -> None:
     parser.add_argument("--update-readme", action="store_true")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if not (args.myntra_home / "index" / "CURRENT").is_file():
-        raise SystemExit(f"{args.myntra_home} has no published index: index the Myntra catalog there first "
-                         f"(README 'Indexing a catalog').")
+    args.myntra_catalog = ensure_myntra(args.myntra_home, args.myntra_catalog, args.myntra_n)
     ensure_grocery(args.grocery_home)
     args.out.mkdir(parents=True, exist_ok=True)
     results = []
