@@ -18,10 +18,21 @@ from tqdm import tqdm
 
 from indexer.errors import BadInput
 from indexer.store import CopyVersion, Product, Store
+from search.evaluation.measures import register_generation_metrics
+from web.copywriter.facts import DEFAULT_VISUAL_THRESHOLD
 from web.copywriter.prompt import LENGTHS, TONES, CopyOptions
 from web.copywriter.versions import approved_product_ids, version_json
 
 log = logging.getLogger(__name__)
+
+
+def _eval_metrics(store: Store) -> dict:
+    from web.copywriter.quality import eval_metrics
+
+    return eval_metrics(store)
+
+
+register_generation_metrics(_eval_metrics)  # `shoplens eval` reports the copy quality numbers too
 
 FILTER_FIELDS = {"brand": Product.brand, "gender": Product.gender, "colour": Product.colour,
                  "category": Product.category}
@@ -98,6 +109,8 @@ def cli_json(draft, version) -> dict:
 @click.option("--batch-size", type=click.IntRange(1, 64), default=4, show_default=True)
 @click.option("--llm", "llm_spec", default=None, help="Language model spec (default $SHOPLENS_LLM or smollm2-135m).")
 @click.option("--no-vision", is_flag=True, help="Don't read visual attributes from the product image.")
+@click.option("--visual-threshold", type=click.FloatRange(0, 1), default=DEFAULT_VISUAL_THRESHOLD, show_default=True,
+              help="Confidence a visual attribute needs to be used.")
 @click.option("--include-approved", is_flag=True, help="Also regenerate products that have approved copy.")
 @click.option("--author", default="shoplens-cli", show_default=True, help="Stored with every version.")
 @click.option("--json", "as_json", is_flag=True, help="JSON (one object a line for several products).")
@@ -105,7 +118,7 @@ def cli_json(draft, version) -> dict:
 @click.pass_context
 def generate_command(ctx: click.Context, products: tuple[str, ...], ids_file: Path | None, filters: tuple[str, ...],
                      limit: int | None, length: str, tone: str, bullets: bool, retries: int, batch_size: int,
-                     llm_spec: str | None, no_vision: bool, include_approved: bool, author: str, as_json: bool,
+                     llm_spec: str | None, no_vision: bool, visual_threshold: float, include_approved: bool, author: str, as_json: bool,
                      no_progress: bool) -> None:
     """Write grounded product copy with the language model and store it as draft versions."""
     from web.cli import settings_of
@@ -117,7 +130,7 @@ def generate_command(ctx: click.Context, products: tuple[str, ...], ids_file: Pa
     if not ids and not parsed and not limit:
         raise click.UsageError("say which products: --product ID, --ids-file FILE, --filter FIELD=VALUE or --limit N")
     options = CopyOptions(length=length, tone=tone, bullets=bullets, retries=retries)
-    service = CopyService(settings, llm_spec=llm_spec, vision=not no_vision)
+    service = CopyService(settings, llm_spec=llm_spec, vision=not no_vision, visual_threshold=visual_threshold)
     chosen = select_products(service.store, ids=ids, filters=parsed, limit=limit)
     single = len(products) == 1 and not ids_file and not parsed
     key = run_key(chosen, options, service.llm_spec)

@@ -12,6 +12,7 @@
 """
 from __future__ import annotations
 
+import logging
 import math
 import re
 from collections import Counter, defaultdict
@@ -26,6 +27,7 @@ from web.copywriter.facts import facts_from_product
 from web.copywriter.generate import is_fluent
 from web.copywriter.grounding import FactIndex, extract_claims
 
+log = logging.getLogger(__name__)
 _WORD = re.compile(r"\w+|[^\w\s]")
 
 
@@ -189,3 +191,21 @@ def copy_quality(store: Store, *, llm=None, reader=None, product_ids: list[str] 
     if reader is not None:
         report.update(clip_scores(reader, rows))
     return report
+
+
+def eval_metrics(store: Store) -> dict:
+    """The provider `shoplens eval` calls: every number, with the default language model and encoder."""
+    from indexer.encoder import load_encoder
+    from indexer.errors import ShopLensError
+    from web.copywriter.facts import VisualReader
+    from web.copywriter.llm import load_llm
+
+    if not latest_generated(store):
+        return {"n_products": 0, "note": "no generated copy yet (shoplens generate ...)"}
+    llm = reader = None
+    try:
+        llm = load_llm()
+        reader = VisualReader(load_encoder())
+    except ShopLensError as exc:  # numbers that need a model are left out, the rest still come
+        log.warning("copy quality without %s: %s", "the encoder" if llm else "the language model", exc)
+    return copy_quality(store, llm=llm, reader=reader)

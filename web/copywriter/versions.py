@@ -6,14 +6,18 @@ reaches search through the lexical index, which reads approved versions when an 
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from indexer.errors import BadInput, NotFound
 from indexer.store import CopyVersion, Product, Store, utcnow
-from web.copywriter.generate import CopyDraft
-from web.copywriter.grounding import Claim
+
+if TYPE_CHECKING:  # generate.py pulls in transformers; the CLI imports this module at startup
+    from web.copywriter.generate import CopyDraft
+    from web.copywriter.grounding import Claim
 
 STATUSES = ("draft", "approved", "discarded")
 MAX_TEXT_CHARS = 5000
