@@ -10,7 +10,7 @@ DEMO_N ?= 2500
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install demo test test-fast test-slow model bench clean
+.PHONY: install browser demo test test-fast test-slow model bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -29,7 +29,11 @@ install: $(STAMP)
 demo: install
 	SHARED=$(SHARED) DEMO_HOME=$(DEMO_HOME) DEMO_N=$(DEMO_N) HOST=$(HOST) PORT=$(PORT) bash scripts/demo.sh
 
-test: install
+# Debian's chromium for the Playwright browser tests (apt; never `playwright install`).
+browser:
+	bash scripts/install-browser.sh
+
+test: install browser
 	bash scripts/test.sh
 
 test-fast: install

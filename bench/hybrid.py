@@ -46,9 +46,8 @@ def systems(base: SearchConfig) -> dict[str, tuple[SearchConfig, str]]:
     for kind in ("text", "fused", "image"):
         out[f"vector:{kind}"] = (base, kind)
     for kind in ("text", "fused"):
-        out[f"hybrid rrf:60 ({kind})"] = (replace(base, hybrid="rrf:60", hybrid_kind=kind), "hybrid")
-        for alpha in (0.3, 0.5, 0.7):
-            out[f"hybrid blend:{alpha} ({kind})"] = (replace(base, hybrid=f"blend:{alpha}", hybrid_kind=kind), "hybrid")
+        for spec in ("rrf:60", "rrf:60:2", "blend:0.2", "blend:0.3", "blend:0.5"):
+            out[f"hybrid {spec} ({kind})"] = (replace(base, hybrid=spec, hybrid_kind=kind), "hybrid")
     return out
 
 

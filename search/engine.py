@@ -9,10 +9,12 @@ the API can export where the time goes.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 
 import faiss
 import numpy as np
@@ -148,45 +150,65 @@ class SearchEngine:
             vector = self._floor(vector, floor, cfg.vector_margin)
         if negative:
             with timer.stage("lexical"):
-                avoid = {key for key, _ in state.version.lexical().search(negative, cfg.candidates * 5)}
+                avoid = self._avoid(state, negative)
             lexical = [(key, s) for key, s in lexical if key not in avoid]
             vector = [(key, s) for key, s in vector if key not in avoid]
         if mode == "hybrid":
             return fuse(vector, lexical, cfg.hybrid) if vector and lexical else (vector or lexical)
         return lexical if mode == "lexical" else vector
 
+    def _avoid(self, state: _State, negative: str) -> set[int]:
+        """Products a "without X" query leaves out: BM25 matches of X, and titles with a word starting with X's
+        words ("without print" also drops "Printed Tshirt"; BM25 does not stem)."""
+        avoid = {key for key, _ in state.version.lexical().search(negative, self.config.candidates * 5)}
+        stems = [w for w in re.findall(r"\w+", negative.lower()) if len(w) >= 3]
+        if stems:
+            pattern = re.compile(r"\b(?:" + "|".join(map(re.escape, stems)) + ")")
+            avoid.update(p.key for p in state.table.products if pattern.search(p.title.lower()))
+        return avoid
+
     def _text_vector(self, text: str, negative: str) -> np.ndarray:
         enc = self.encoder()
         if not negative:
-            return enc.encode_texts([text])[0]
-        pos, neg = enc.encode_texts([text, negative])
-        return _unit(pos - self.config.negative_weight * neg)
+            return _encode_text(enc, text)
+        return _unit(_encode_text(enc, text) - self.config.negative_weight * _encode_text(enc, negative))
 
     def _photo(self, state: _State, image: Image.Image, text: str, negative: str, weight: float | None,
                allowed, timer: _Timer) -> Ranking:
+        """A photo alone: nearest product photos. With text ("like this, but in blue"): late fusion, each
+        candidate scored w * cos(photo, product photo) + (1 - w) * cos(text, product text), so the text speaks
+        to product texts (where it is understood best) and the photo to product photos."""
         cfg = self.config
         w = cfg.image_weight if weight is None else weight
         if not 0.0 <= w <= 1.0:
             raise BadInput("image_weight must lie between 0 and 1")
         enc = self.encoder()
         with timer.stage("encode"):
-            vec = enc.encode_images([image])[0]
-            texts = [t for t in (text, negative) if t]
-            if texts:
-                encoded = dict(zip(texts, enc.encode_texts(texts)))
-                if text:
-                    vec = _unit(w * vec + (1.0 - w) * encoded[text])
-                if negative:
-                    vec = _unit(vec - cfg.negative_weight * encoded[negative])
+            photo_vec = enc.encode_images([image])[0]
+            text_vec = self._text_vector(text, negative) if text else None
         with timer.stage("vector_search"):
-            ranking = self._vector_search(state, cfg.image_kind, vec, allowed)
-        ranking = self._floor(ranking, cfg.min_image_score if not text else min(cfg.min_image_score,
-                                                                                cfg.min_text_score))
+            by_photo = self._vector_search(state, cfg.image_kind, photo_vec, allowed)
+            if text_vec is None:
+                ranking = by_photo
+            else:
+                by_text = self._vector_search(state, "text", text_vec, allowed)
+                keys = list(dict.fromkeys([k for k, _ in by_photo] + [k for k, _ in by_text]))
+                photo_sims = self._similarities(state, cfg.image_kind, photo_vec, keys)
+                text_sims = self._similarities(state, "text", text_vec, keys)
+                ranking = sorted(((k, w * photo_sims[k] + (1.0 - w) * text_sims[k]) for k in keys
+                                  if k in photo_sims and k in text_sims), key=lambda kv: -kv[1])
+        floor = cfg.min_image_score if text_vec is None else (w * cfg.min_image_score + (1 - w) * cfg.min_text_score)
+        ranking = self._floor(ranking, floor)
         if negative:
             with timer.stage("lexical"):
-                avoid = {key for key, _ in state.version.lexical().search(negative, cfg.candidates * 5)}
+                avoid = self._avoid(state, negative)
             ranking = [(key, s) for key, s in ranking if key not in avoid]
         return ranking
+
+    def _similarities(self, state: _State, kind: str, vec: np.ndarray, keys: list[int]) -> dict[int, float]:
+        """Cosine of `vec` with the stored `kind` vectors of `keys`."""
+        stored = self._stored_vectors(state, kind, keys)
+        return {key: float(np.dot(v, vec)) for key, v in stored.items()}
 
     def _similar(self, state: _State, product_id: str, allowed, timer: _Timer) -> Ranking:
         facts = state.table.by_id.get(product_id)
@@ -318,6 +340,14 @@ class SearchEngine:
                 "index": {"version": state.version.name, "vectors": manifest.get("count"),
                           "type": first.get("type"), "model": manifest.get("model"), "kinds": sorted(kinds)},
                 "search": {"hybrid": self.config.hybrid, "text_mode": self.config.text_mode}}
+
+
+@lru_cache(maxsize=4096)
+def _encode_text(encoder, text: str) -> np.ndarray:
+    """A text's vector, cached: shoppers repeat queries (and suggestions), and encoding is most of a query's time."""
+    vec = encoder.encode_texts([text])[0]
+    vec.setflags(write=False)
+    return vec
 
 
 def _unit(vec: np.ndarray) -> np.ndarray:

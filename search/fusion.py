@@ -44,25 +44,31 @@ def blend(vector: Ranking, lexical: Ranking, *, alpha: float = 0.5) -> list[tupl
     return sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
-def parse_hybrid(spec: str) -> tuple[str, float]:
-    """Parse a hybrid spec: 'rrf', 'rrf:60' (k), 'blend' or 'blend:0.7' (alpha, vector weight)."""
-    method, _, arg = spec.strip().lower().partition(":")
-    if method == "rrf":
-        value = float(arg) if arg else 60.0
-        if value <= 0:
-            raise ValueError("rrf k must be positive")
-        return method, value
-    if method == "blend":
-        value = float(arg) if arg else 0.5
-        if not 0.0 <= value <= 1.0:
+def parse_hybrid(spec: str) -> tuple[str, float, float]:
+    """Parse a hybrid spec into (method, value, lexical weight):
+    'rrf', 'rrf:60' (k), 'rrf:60:2' (k, weight of the lexical ranking against 1 for vectors),
+    'blend' or 'blend:0.7' (alpha = weight of the vector score)."""
+    method, *args = spec.strip().lower().split(":")
+    try:
+        numbers = [float(a) for a in args]
+    except ValueError:
+        raise ValueError(f"hybrid spec {spec!r} has a non-number") from None
+    if method == "rrf" and len(numbers) <= 2:
+        k, weight = (numbers + [60.0, 1.0][len(numbers):])[:2]
+        if k <= 0 or weight < 0:
+            raise ValueError("rrf k must be positive and its lexical weight >= 0")
+        return method, k, weight
+    if method == "blend" and len(numbers) <= 1:
+        alpha = numbers[0] if numbers else 0.5
+        if not 0.0 <= alpha <= 1.0:
             raise ValueError("blend alpha must lie in [0, 1]")
-        return method, value
-    raise ValueError(f"unknown hybrid method {spec!r}: use rrf[:K] or blend[:ALPHA]")
+        return method, alpha, 1.0 - alpha
+    raise ValueError(f"unknown hybrid spec {spec!r}: use rrf[:K[:LEXICAL_WEIGHT]] or blend[:ALPHA]")
 
 
 def fuse(vector: Ranking, lexical: Ranking, spec: str) -> list[tuple[int, float]]:
     """Fuse a vector and a lexical ranking by the method `spec` names (see `parse_hybrid`)."""
-    method, value = parse_hybrid(spec)
+    method, value, weight = parse_hybrid(spec)
     if method == "rrf":
-        return rrf([vector, lexical], k=int(value))
+        return rrf([vector, lexical], k=int(value), weights=[1.0, weight])
     return blend(vector, lexical, alpha=value)

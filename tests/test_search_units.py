@@ -40,10 +40,12 @@ def test_blend_keeps_score_gaps_and_alpha_picks_a_side():
 
 
 def test_hybrid_spec_parsing():
-    assert parse_hybrid("rrf") == ("rrf", 60.0)
-    assert parse_hybrid("blend:0.7") == ("blend", 0.7)
+    assert parse_hybrid("rrf") == ("rrf", 60.0, 1.0)
+    assert parse_hybrid("rrf:10:2") == ("rrf", 10.0, 2.0)
+    assert parse_hybrid("blend:0.7") == ("blend", 0.7, pytest.approx(0.3))
+    assert fuse([(1, 1.0), (2, 0.5)], [(2, 9.0), (3, 1.0)], "rrf:60:3")[0][0] == 2
     assert fuse([(1, 1.0)], [(2, 1.0)], "blend:1")[0][0] == 1
-    for bad in ("magic", "blend:2", "rrf:-1"):
+    for bad in ("magic", "blend:2", "rrf:-1", "rrf:x", "blend:0.1:2"):
         with pytest.raises(ValueError):
             parse_hybrid(bad)
     with pytest.raises(ConfigError):
