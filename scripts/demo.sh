@@ -16,9 +16,10 @@ SL=(.venv/bin/shoplens --home "$DEMO_HOME")
 [ -f "$CATALOG" ] || .venv/bin/python scripts/demo_catalog.py --source "$MYNTRA/products.csv" --out "$CATALOG" --n "$DEMO_N" || exit 1
 
 "${SL[@]}" index "$CATALOG" --images-root "$MYNTRA" \
-  --map image=image_hr,thumbs_60x80.zip#{thumb_60x80} \
-  --map category=master_category\>sub_category\>article_type \
-  --map colour=base_colour --map price=discounted_price_inr,price_inr
+  --map 'image=image_hr,thumbs_60x80.zip#{thumb_60x80}' \
+  --map 'title=title,{brand} {variant_name}' \
+  --map 'category=master_category>sub_category>article_type' \
+  --map colour=base_colour --map 'price=discounted_price_inr,price_inr'
 rc=$?
 # 3 = finished with some rows rejected (listed by `shoplens index --errors`): the demo still serves.
 if [ "$rc" -ne 0 ] && [ "$rc" -ne 3 ]; then exit "$rc"; fi
