@@ -67,7 +67,9 @@ cli.add_command(status_command)
 from indexer.train import train_model_command  # noqa: E402
 cli.add_command(train_model_command)
 from search.evaluation.cli import eval_command  # noqa: E402
+from search.evaluation.measures import register_generation_metrics  # noqa: E402
 cli.add_command(eval_command)
+register_generation_metrics("web.copywriter.quality:copy_quality")
 from search.cli import search_command, similar_command  # noqa: E402
 from web.serve import serve_command  # noqa: E402
 cli.add_command(search_command)

@@ -7,6 +7,7 @@ counted by torch's flop counter on one query through each tower. Generation metr
 """
 from __future__ import annotations
 
+import importlib
 import logging
 import random
 from collections import Counter
@@ -25,13 +26,24 @@ PROMPT = "a photo of {}"
 FLOPS_TEXT = "black casual shoes for men"
 
 GenerationMetrics = Callable[[Store], dict]  # e.g. web.copywriter.quality.copy_quality
-_generation_provider: GenerationMetrics | None = None
+_generation_provider: GenerationMetrics | str | None = None
 
 
-def register_generation_metrics(provider: GenerationMetrics) -> None:
-    """Let the copywriter supply generation metrics (BLEU, grounding rate, ...) to eval reports."""
+def register_generation_metrics(provider: GenerationMetrics | str) -> None:
+    """Let the copywriter supply generation metrics (BLEU, grounding rate, ...) to eval reports.
+
+    `provider` is a callable taking the store, or "module:function" imported only when an eval asks for it (so
+    registering costs the CLI nothing at start-up).
+    """
     global _generation_provider
     _generation_provider = provider
+
+
+def _resolve(provider: GenerationMetrics | str) -> GenerationMetrics:
+    if callable(provider):
+        return provider
+    module, _, name = provider.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def generation_metrics(store: Store) -> dict:
@@ -39,9 +51,12 @@ def generation_metrics(store: Store) -> dict:
     if _generation_provider is None:
         return {"available": False, "reason": "no generation metrics provider registered (web/copywriter)"}
     try:
-        return {"available": True, **_generation_provider(store)}
+        numbers = _resolve(_generation_provider)(store)
     except ShopLensError as exc:
         return {"available": False, "reason": str(exc)}
+    if not numbers.get("n_products", 1):
+        return {"available": False, "reason": "no generated copy in this database yet (`shoplens generate`)"}
+    return {"available": True, **numbers}
 
 
 def category_label(category: str | None, level: int) -> str | None:
