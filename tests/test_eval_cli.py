@@ -163,7 +163,7 @@ def test_eval_pages_show_stored_runs():
 
     home, q = grocery_home()
     shoplens(home, "eval", "--queries", str(q / "title.jsonl"), "--qrels", str(q / "title.qrels"),
-             "--mode", "text,lexical", "--measures", "flops", "--quiet", "--name", "pages")
+             "--mode", "text,lexical", "--measures", "flops,generation", "--quiet", "--name", "pages")
     client = create_app({"home": home}).test_client()
     listing = client.get("/eval")
     assert listing.status_code == 200 and b"pages" in listing.data
@@ -171,6 +171,7 @@ def test_eval_pages_show_stored_runs():
     page = client.get(f"/eval/{run_id}")
     assert page.status_code == 200
     assert b"Retrieval by mode" in page.data and b"lexical" in page.data and b"GFLOPs" in page.data
+    assert b"no generated copy in this database yet" in page.data  # the copywriter's provider ran
     png = client.get(f"/eval/{run_id}/recall_at_k.png")
     assert png.status_code == 200 and png.mimetype == "image/png" and png.data[:4] == b"\x89PNG"
     assert client.get(f"/eval/{run_id}/report.md").status_code == 404
