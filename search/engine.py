@@ -122,11 +122,10 @@ class SearchEngine:
         elif text:
             kind, mode = "text", query.mode or self.config.text_mode
             ranking = self._text(state, text, negative, mode, allowed, timer)
-        elif not query.filters.is_empty():
+        else:  # no query: browse the (filtered) catalog
             kind, mode = "browse", "filters"
-            ranking = [(int(key), 0.0) for key in (allowed if allowed is not None else [])[: self.config.candidates]]
-        else:
-            raise BadInput("nothing to search for: give a text query, a photo, a product id or a filter")
+            keys = allowed if allowed is not None else state.table.keys
+            ranking = [(int(key), 0.0) for key in keys[: self.config.candidates]]
         return self._page(state, ranking, query, kind=kind, mode=mode, text=text, negative=negative, timer=timer)
 
     def similar(self, product_id: str, *, k: int = 10, page: int = 1, filters: Filters | None = None) -> SearchResult:

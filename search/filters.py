@@ -73,9 +73,7 @@ class Filters:
                     values[field].append(value)
             else:
                 prices[field] = _price(field, value)
-        lo, hi = prices.get("price_min"), prices.get("price_max")
-        if lo is not None and hi is not None and lo > hi:
-            raise BadInput(f"price_min ({lo:g}) is above price_max ({hi:g})")
+        lo, hi = prices.get("price_min"), prices.get("price_max")  # lo > hi is allowed: nothing matches
         return cls(**{f: tuple(v) for f, v in values.items()}, price_min=lo, price_max=hi)
 
     @classmethod

@@ -82,16 +82,20 @@ NEGATIVE = Param("not", max_length="max_query_chars", description="text to steer
 SEARCH_PARAMS = (QUERY_TEXT, NEGATIVE, *PAGING, *filter_params(),
                  Param("mode", enum=MODES, description="how a text query is answered (default: hybrid)"),
                  Param("collapse", "boolean", description="fold near-duplicates (default true)"))
+# In a multipart body each filter takes one value (several query-string values are for GET).
 FORM_SEARCH_PARAMS = tuple(Param(p.name, p.type, where="form", minimum=p.minimum, maximum=p.maximum,
-                                 max_length=p.max_length, enum=p.enum, repeated=p.repeated,
-                                 description=p.description)
+                                 max_length=p.max_length, enum=p.enum, description=p.description)
                            for p in (QUERY_TEXT, NEGATIVE, *PAGING, *filter_params()))
 IMAGE_WEIGHT = Param("image_weight", "number", where="form", minimum=0, maximum=1,
                      description="the photo's share against the text, 0..1 (default 0.6)")
 
 
 def filters_from(params: dict) -> Filters:
-    pairs = [(f, v) for f in ("brand", "category", "gender", "colour") for v in params.get(f) or []]
+    def values(field: str) -> list[str]:
+        value = params.get(field)
+        return value if isinstance(value, list) else [value] if value else []
+
+    pairs = [(f, v) for f in ("brand", "category", "gender", "colour") for v in values(f)]
     pairs += [(f, str(params[f])) for f in ("price_min", "price_max") if params.get(f) is not None]
     return Filters.parse(pairs)
 
@@ -119,7 +123,7 @@ def respond(result: SearchResult, query: dict) -> Response:
 
 
 @bp.get("/api/v1/search")
-@operation("Search by text (hybrid lexical + vector), with filters, facets and pages", params=SEARCH_PARAMS,
+@operation("Search by text (hybrid lexical + vector), with filters, facets and pages; no q: browse", params=SEARCH_PARAMS,
            responses={200: ("Results and facets", SEARCH_RESPONSE)}, errors=(503,), tags=("search",))
 def search_get():
     p = g.params

@@ -1,0 +1,53 @@
+"""`shoplens serve` for real: gunicorn with two workers on a free port, ready with the index version."""
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from search_index import real_home
+
+pytestmark = pytest.mark.slow
+SHOPLENS = Path(sys.executable).with_name("shoplens")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_serve_runs_workers_that_report_the_index_version():
+    home = real_home()
+    port = free_port()
+    proc = subprocess.Popen([str(SHOPLENS), "--home", str(home), "serve", "--port", str(port), "--workers", "2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 300
+        health = None
+        while time.time() < deadline and proc.poll() is None:
+            try:
+                health = requests.get(url + "/healthz", timeout=5)
+                if health.status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            time.sleep(1)
+        assert health is not None and health.status_code == 200, "server never became ready"
+        version = (home / "index" / "CURRENT").read_text().strip()
+        assert health.json() == {"status": "ok", "index_version": version}
+        for _ in range(6):  # several requests, so both workers answer some
+            assert requests.get(url + "/api/v1/search", params={"q": "watch"}, timeout=60).status_code == 200
+        metrics = requests.get(url + "/metrics", timeout=10).text
+        assert 'shoplens_stage_seconds_count{kind="text",stage="encode"}' in metrics
+        assert requests.get(url + "/api/v1/search", params={"k": "x"}, timeout=10).status_code == 400
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=60)
+    assert out.count("ready: index version") == 2, out[-2000:]
