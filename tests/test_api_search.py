@@ -7,7 +7,6 @@ import struct
 import zlib
 
 import pytest
-from PIL import Image
 
 from indexer_data import GROCERY, MYNTRA
 from search_index import real_home
@@ -23,10 +22,6 @@ def app():
 @pytest.fixture
 def client(app):
     return app.test_client()
-
-
-def jpeg_bytes(path) -> bytes:
-    return path.read_bytes()
 
 
 def first_photo_query() -> tuple[bytes, str]:

@@ -79,8 +79,6 @@ class Param:
         limit = self.limit()
         if limit is not None and len(raw) > limit:
             raise BadInput(f"parameter {self.name} is {len(raw)} characters long; the limit is {limit}")
-        if "\x00" in raw:
-            raise BadInput(f"parameter {self.name} contains a NUL character")
         value: Any = raw
         if self.type == "integer":
             if not re.fullmatch(r"[+-]?\d{1,12}", raw.strip()):
