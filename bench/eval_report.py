@@ -77,19 +77,20 @@ def build_sets(out: Path, myntra: Path, myntra_home: Path, grocery_home: Path, n
         q, r = out / f"myntra-{kind}.jsonl", out / f"myntra-{kind}.qrels"
         shoplens(myntra_home, "eval", "build-queries", kind, "--catalog", str(myntra), *maps(MYNTRA_MAP),
                  "--n", str(n), "--seed", str(seed), "--queries-out", str(q), "--qrels-out", str(r))
-        sets.append((f"Myntra {kind} ({n})", myntra_home, q, r))
+        sets.append((f"Myntra {kind}", myntra_home, q, r))
     q, r = out / "grocery-photo.jsonl", out / "grocery-photo.qrels"
     shoplens(grocery_home, "eval", "build-queries", "photo", "--catalog", str(GROCERY), *maps(GROCERY_MAP),
              "--photos", str(DATASETS / "grocery_store" / "photo_queries.csv"), "--queries-out", str(q),
              "--qrels-out", str(r))
-    sets.append(("grocery photo (296)", grocery_home, q, r))
+    sets.append(("grocery photo", grocery_home, q, r))
     return sets
 
 
 def table(results: list[tuple[str, dict]]) -> str:
     lines = ["| queries | mode | " + " | ".join(COLUMNS) + " | p50 ms | p95 ms |",
              "| --- | --- | " + " | ".join("---" for _ in COLUMNS) + " | --- | --- |"]
-    for label, data in results:
+    for name, data in results:
+        label = f"{name} ({data['n_queries']})"
         for mode, summary in data["modes"].items():
             if summary.get("unsupported") == summary["n_queries"]:
                 lines.append(f"| {label} | {mode} | " + " | ".join("n/a" for _ in COLUMNS) + " | n/a | n/a |")
@@ -146,7 +147,7 @@ def main() -> None:
                  "--quiet", "--name", f"readme: {label}")
         results.append((label, json.loads(out.read_text())))
     text = table(results)
-    note = (f"Myntra index: {index_summary(args.myntra_home)} (catalog `{args.myntra_catalog.name}`); grocery index: "
+    note = (f"Myntra index: {index_summary(args.myntra_home)} (`{args.myntra_catalog}`); grocery index: "
             f"{index_summary(args.grocery_home)}. `*`: differs from hybrid at p < 0.05 (paired t-test over queries); "
             f"latency per query on this 2-core machine (shared with other jobs), one torch thread. "
             f"Reports: `shoplens eval runs`, `/eval`.")
