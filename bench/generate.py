@@ -81,14 +81,15 @@ def quality(args: argparse.Namespace) -> None:
         ids = list(s.scalars(select(Product.id).order_by(Product.key)))[:args.n]
     options = CopyOptions(length="medium", retries=args.retries)
     done = done_in_run(service.store, ids, "bench")
-    todo = [pid for pid in ids if pid not in done]
+    todo = [] if args.report_only else [pid for pid in ids if pid not in done]
     log.info("%d products, %d already written, %d to go", len(ids), len(done), len(todo))
     started = time.perf_counter()
     for i in range(0, len(todo), args.batch):
         chunk = todo[i:i + args.batch]
         service.generate(chunk, options, author="bench", extra_params={"batch_run": "bench"})
         log.info("%d/%d written (%.0f s)", len(done) + i + len(chunk), len(ids), time.perf_counter() - started)
-    report = copy_quality(service.store, llm=service.writer.llm, reader=service.reader, product_ids=ids,
+    report = copy_quality(service.store, llm=service.writer.llm, reader=service.reader,
+                          product_ids=[pid for pid in ids if pid in done or pid in todo],
                           perplexity_sample=args.perplexity_sample)
     report["options"] = {"length": options.length, "retries": options.retries, "batch": args.batch}
     (home / "generate_quality.json").write_text(json.dumps(report, indent=1))
@@ -112,6 +113,7 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--retries", type=int, default=1)
     p.add_argument("--perplexity-sample", type=int, default=100)
+    p.add_argument("--report-only", action="store_true", help="no generation: report on what is written so far")
     args = parser.parse_args()
     speed(args) if args.what == "speed" else quality(args)
 

@@ -111,7 +111,7 @@ _add("category", [
     (r"sunglasses|shades|eyewear", "sunglasses"), (r"scarf|scarves|stoles?|mufflers?|dupattas?", "scarf"),
     (r"earrings?", "earrings"), (r"necklaces?|pendants?|chains?", "necklace"), (r"bracelets?|bangles?", "bracelet"),
     (r"perfumes?|fragrances?|deodorants?|cologne|body mist", "fragrance"), (r"lipsticks?|lip gloss", "lipstick"),
-    (r"nail polish|nail enamel", "nail polish"), (r"briefs|boxers|trunks|bras?|innerwear|lingerie", "innerwear"),
+    (r"nail polish|nail enamel", "nail polish"), (r"briefs|boxers|trunks|bras?|innerwear|lingerie|undergarments?|underwear", "innerwear"),
     (r"jumpsuits?|rompers?", "jumpsuit"), (r"night ?suits?|nightdress|nightwear|pyjamas|pajamas", "nightwear"),
     (r"swimwear|swimsuits?|bikinis?", "swimwear"), (r"track ?suits?|track ?pants", "trackwear"),
     (r"accessor(?:y|ies)", "accessory"), (r"footwear", "footwear", ("shoe",)), (r"jerseys?", "tshirt"),
