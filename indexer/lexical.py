@@ -71,4 +71,6 @@ class LexicalIndex:
         if not tokens:
             return []
         rows, scores = self._retriever.retrieve([tokens], k=min(k, len(self._keys)), show_progress=False)
-        return [(int(self._keys[r]), float(s)) for r, s in zip(rows[0], scores[0]) if s > 0]
+        keep = scores[0] > 0
+        keys = np.asarray(self._keys[rows[0][keep]])  # one fancy-index read of the memmap, not one per hit
+        return list(zip(keys.tolist(), scores[0][keep].astype(float).tolist()))
