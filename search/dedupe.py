@@ -13,17 +13,13 @@ import numpy as np
 from search.query import Hit
 
 
-def _title_key(title: str) -> str:
-    return " ".join(title.lower().split())
-
-
 def collapse(hits: Sequence[Hit], *, vectors: Callable[[list[int]], dict[int, np.ndarray]] | None = None,
              threshold: float = 0.97) -> list[Hit]:
     """Fold duplicates into the best-ranked hit of each group, keeping rank order."""
     kept: list[Hit] = []
     by_hash: dict[str, Hit] = {}
     by_title: dict[str, list[Hit]] = {}
-    titles = [_title_key(h.product.title) for h in hits]
+    titles = [h.product.title_key for h in hits]
     repeated = _repeated(titles)
     vecs = vectors([h.product.key for h, t in zip(hits, titles) if t in repeated]) if vectors and repeated else {}
     for hit, title in zip(hits, titles):

@@ -6,9 +6,9 @@ per-field category codes, so a filter costs microseconds per distinct value inst
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from sqlalchemy import select
@@ -38,11 +38,16 @@ class ProductFacts:
     image_hash: str | None
     has_image: bool
 
-    @property
+    @cached_property
     def category_leaf(self) -> str | None:
         if not self.category:
             return None
         return self.category.split(">")[-1].strip() or None
+
+    @cached_property
+    def title_key(self) -> str:
+        """The title up to case and spacing (near-duplicate grouping)."""
+        return " ".join(self.title.lower().split())
 
 
 class _Codes:
@@ -71,8 +76,12 @@ class ProductTable:
         self.by_key = {p.key: p for p in self.products}
         self.by_id = {p.id: p for p in self.products}
         self.keys = np.array([p.key for p in self.products], dtype=np.int64)
+        self._row = {p.key: i for i, p in enumerate(self.products)}
         self.prices = np.array([np.nan if p.price is None else p.price for p in self.products], dtype=np.float64)
         self._codes = {f: _Codes([getattr(p, f) for p in self.products]) for f in TEXT_FIELDS}
+        self._facet_codes = {"brand": self._codes["brand"], "gender": self._codes["gender"],
+                             "colour": self._codes["colour"],
+                             "category": _Codes([p.category_leaf for p in self.products])}
 
     def __len__(self) -> int:
         return len(self.products)
@@ -113,28 +122,19 @@ class ProductTable:
         return self.keys[self.mask(filters)]
 
     def facets(self, keys: Iterable[int]) -> dict:
-        """Counts per brand, category (deepest level), gender, colour and price band over `keys`."""
-        counters = {f: Counter() for f in ("brand", "category", "gender", "colour")}
-        bands = Counter()
-        for key in keys:
-            p = self.by_key.get(key)
-            if p is None:
-                continue
-            for field, value in (("brand", p.brand), ("category", p.category_leaf), ("gender", p.gender),
-                                 ("colour", p.colour)):
-                if value:
-                    counters[field][value] += 1
-            if p.price is not None:
-                bands[_band(p.price)] += 1
-        out: dict = {f: [{"value": v, "count": n} for v, n in sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))
-                         [:FACET_SIZE]] for f, c in counters.items()}
-        out["price"] = [{"min": lo, "max": hi, "count": bands[(lo, hi)]}
-                        for lo, hi in sorted(bands, key=lambda b: b[0])]
+        """Counts per brand, category (deepest level), gender, colour and price band over `keys` (numpy counts
+        over per-field codes: a facet pass over a few hundred hits costs well under a millisecond)."""
+        rows = np.fromiter((self._row[k] for k in keys if k in self._row), dtype=np.int64)
+        out: dict = {}
+        for field, codes in self._facet_codes.items():
+            present = codes.codes[rows]
+            counts = np.bincount(present[present >= 0], minlength=len(codes.distinct))
+            order = sorted(np.flatnonzero(counts), key=lambda i: (-counts[i], codes.distinct[i]))[:FACET_SIZE]
+            out[field] = [{"value": codes.distinct[i], "count": int(counts[i])} for i in order]
+        prices = self.prices[rows]
+        prices = prices[~np.isnan(prices)]
+        band_of = np.clip(np.searchsorted(PRICE_EDGES, prices, side="right") - 1, 0, None)
+        bands = np.bincount(band_of, minlength=len(PRICE_EDGES))
+        out["price"] = [{"min": lo, "max": hi, "count": int(bands[i])}
+                        for i, (lo, hi) in enumerate(zip(PRICE_EDGES, (*PRICE_EDGES[1:], None))) if bands[i]]
         return out
-
-
-def _band(price: float) -> tuple[float, float | None]:
-    for lo, hi in zip(PRICE_EDGES, PRICE_EDGES[1:]):
-        if price < hi:
-            return (lo, hi)
-    return (PRICE_EDGES[-1], None)

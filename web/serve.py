@@ -37,13 +37,16 @@ def _gunicorn_app(settings: Settings, options: dict):
 
 def _post_worker_init(worker) -> None:
     """Warm the worker: split the cores between workers, load model, index and facts, answer one query."""
+    import faiss
     import torch
 
     from indexer.errors import ShopLensError
     from web.app import services
 
     workers = max(1, int(os.environ.get("SHOPLENS_SERVE_WORKERS", "1")))
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    torch.set_num_threads(threads)
+    faiss.omp_set_num_threads(threads)  # one query at a time gains nothing from OpenMP; its spinning costs
     app = worker.wsgi
     try:
         version = services(app).engine.warm_up()
