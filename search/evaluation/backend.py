@@ -40,6 +40,12 @@ class EngineBackend:
             self._engines[kind] = self._engine_cls(self.settings, replace(self._config, image_kind=kind), store=self._store)
         return self._engines[kind]
 
+    def search_config(self) -> dict:
+        """The search settings the numbers depend on (fusion, score floors, vector kinds), stored with the run."""
+        from dataclasses import asdict
+
+        return asdict(self._config)
+
     def index_version(self) -> tuple[str, dict]:
         """(name, manifest) of the published index version the evaluation runs on."""
         version = self.engine().state().version

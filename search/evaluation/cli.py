@@ -168,7 +168,7 @@ def eval_command(ctx: click.Context, queries: Path | None, qrels: Path | None, j
     result = evaluate(backend, qs, judgements, modes, k=k, baseline=baseline, test=stat_test, progress=not quiet)
     extra = other_measures(settings, store, model, chosen, zeroshot_n, zeroshot_level)
     config = {"queries": str(queries.resolve()), "qrels": str(qrels.resolve()), "modes": modes, "baseline": baseline,
-              "test": stat_test, "k": k, "collapse": collapse, "threads": threads, "strict": strict, "model": model, "heldout": held,
+              "test": stat_test, "k": k, "collapse": collapse, "threads": threads, "strict": strict, "model": model, "heldout": held, "search": backend.search_config(),
               "metrics": list(METRICS)}
     data = reports.payload(result, extra)
     run_id = reports.save_run(store, name=name, config=config, index_version=version, metrics=data)

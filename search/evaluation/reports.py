@@ -5,6 +5,7 @@ scores and latencies, so a later `--compare` can run a paired test between two r
 """
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Sequence
@@ -205,6 +206,7 @@ def write_markdown(run: EvalRun, out_dir: Path) -> Path:
 
 - index version: `{run.index_version}`, model `{cfg.get('model')}`
 - queries: `{cfg.get('queries')}`, judgements: `{cfg.get('qrels')}`, depth k = {cfg.get('k')}
+- search settings: `{json.dumps(cfg.get('search', {}), sort_keys=True)}`
 - created: {run.created_at:%Y-%m-%d %H:%M UTC}
 
 ## Retrieval by mode
