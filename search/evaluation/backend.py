@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from indexer.config import Settings
-from indexer.errors import BadInput
+from indexer.errors import BadInput, ConfigError
 from search.evaluation.trec import Query
 
 VECTOR_KINDS = ("image", "text", "fused")
@@ -47,8 +47,14 @@ class EngineBackend:
         return asdict(self._config)
 
     def index_version(self) -> tuple[str, dict]:
-        """(name, manifest) of the published index version the evaluation runs on."""
-        version = self.engine().state().version
+        """(name, manifest) of the published index version; refuses an index the installed model cannot query."""
+        engine = self.engine()
+        version = engine.state().version
+        dim = engine.encoder().dim
+        if dim != version.manifest.get("dim"):
+            raise ConfigError(f"index version {version.name} holds {version.manifest.get('dim')}-d vectors of model "
+                              f"{version.manifest.get('model')}, but the installed model gives {dim}-d vectors.",
+                              hint="Re-run `shoplens index` so the index is built with the installed model.")
         return version.name, version.manifest
 
     def _image(self, path: Path):
