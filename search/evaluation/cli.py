@@ -19,7 +19,7 @@ from indexer.errors import BadInput
 from search.evaluation import builders, heldout, measures, reports
 from search.evaluation.metrics import METRICS, STAT_TESTS
 from search.evaluation.runner import DEFAULT_MODE, MODES, Evaluation, evaluate
-from search.evaluation.trec import read_qrels, read_queries, write_qrels, write_queries, write_run
+from search.evaluation.trec import atomic_write_text, read_qrels, read_queries, write_qrels, write_queries, write_run
 
 log = logging.getLogger(__name__)
 
@@ -99,10 +99,6 @@ def other_measures(settings: Settings, store, model: str, chosen: list[str], zer
     return out
 
 
-def print_table(data: dict) -> None:
-    click.echo(reports.mode_table(data))
-
-
 @click.group("eval", invoke_without_command=True)
 @click.option("--queries", type=click.Path(path_type=Path), help="Queries, JSON Lines (interfaces.md).")
 @click.option("--qrels", type=click.Path(path_type=Path), help="Judgements, TREC qrels.")
@@ -176,15 +172,13 @@ def eval_command(ctx: click.Context, queries: Path | None, qrels: Path | None, j
     report = reports.write_markdown(run, report_dir or settings.home / "eval" / f"run-{run_id}")
     reports.set_report_path(store, run_id, report)
     _write_outputs(result, data, run_id, json_out, run_out)
-    print_table(data)
+    click.echo(reports.mode_table(data))
     click.echo(f"eval run {run_id} on index {version}: report {report}")
 
 
 def _write_outputs(result: Evaluation, data: dict, run_id: int, json_out: Path | None, run_out: Path | None) -> None:
     if json_out:
         summary = {k: v for k, v in data.items() if k not in ("per_query", "latency_per_query", "query_types")}
-        from search.evaluation.trec import atomic_write_text
-
         atomic_write_text(json_out, json.dumps({"run_id": run_id, **summary}, indent=2) + "\n")
     if run_out:
         for mode, path in run_paths(run_out, list(result.results), result.baseline).items():
