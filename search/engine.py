@@ -22,7 +22,7 @@ from PIL import Image
 from sqlalchemy import select
 
 from indexer.config import Settings
-from indexer.errors import BadInput, NotFound
+from indexer.errors import BadInput, NotFound, WeightsUnavailable
 from indexer.store import CopyVersion, Embedding, Product, ProductImage, Store, open_store
 from indexer.vectors import IndexReader, LoadedVersion
 from search.config import SearchConfig
@@ -86,11 +86,22 @@ class SearchEngine:
         return state
 
     def encoder(self):
-        """The encoder the current index was built with (loaded once per process)."""
+        """The encoder the current index was built with (loaded once per process); refuses another model.
+
+        Query vectors from other weights than the index's are meaningless (or of another size), so a mismatch
+        is a 503 that says what to do, not a search that quietly returns noise.
+        """
         from indexer.encoder import load_encoder
 
-        return load_encoder(self.state().version.manifest.get("model") or self.settings.model_spec,
-                            cache_dir=self.settings.cache_dir)
+        manifest = self.state().version.manifest
+        built_with = manifest.get("model") or self.settings.model_spec
+        enc = load_encoder(built_with, cache_dir=self.settings.cache_dir)
+        if enc.name != built_with or (manifest.get("dim") and enc.dim != manifest["dim"]):
+            raise WeightsUnavailable(
+                f"index version {self.state().version.name} was built with model {built_with} "
+                f"(dim {manifest.get('dim')}) but this installation loads {enc.name} (dim {enc.dim})",
+                hint="Re-run `shoplens index CATALOG` to rebuild the vectors with the installed model.")
+        return enc
 
     def warm_up(self) -> str:
         """Load the index, the product facts and the model, and run one query; returns the index version."""

@@ -201,7 +201,9 @@ def openapi_spec():
 @operation("Readiness: 200 with the index version once an index is loaded, else 503",
            responses={200: ("Ready", HEALTH)}, errors=(503,), tags=("service",))
 def healthz():
-    return jsonify({"status": "ok", "index_version": services().engine.state().version.name})
+    engine = services().engine
+    engine.encoder()  # 503 unless the index's model is loaded (or loadable) in this process
+    return jsonify({"status": "ok", "index_version": engine.state().version.name})
 
 
 @bp.get("/images/<product_id>")
