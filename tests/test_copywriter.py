@@ -242,19 +242,19 @@ def test_batch_resumes_after_sigkill_and_skips_approved(home, rows):
         with sqlite3.connect(path / "shoplens.db") as db:
             return db.execute("select count(*) from copy_versions where model != 'human'").fetchone()[0]
 
-    deadline = time.time() + 600
-    while written() < 2 and time.time() < deadline and proc.poll() is None:
+    deadline = time.time() + 1800  # a loaded 2-core box needs minutes per product
+    while written() < 1 and time.time() < deadline and proc.poll() is None:
         time.sleep(0.5)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     partial = written()
-    assert 2 <= partial < 5
-    rerun = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
+    assert 1 <= partial < 5, "the first run was killed mid-batch, after writing at least one product"
+    rerun = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=3600)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     with sqlite3.connect(path / "shoplens.db") as db:
         per_product = dict(db.execute("select product_id, count(*) from copy_versions group by product_id"))
     assert per_product == {pid: 1 for pid in ids}  # nothing twice, the approved product untouched
-    assert f"{len(ids) - 1 - partial} drafts" in rerun.stderr or "wrote" in rerun.stderr
+    assert f"wrote {len(ids) - 1 - partial} drafts" in rerun.stderr
 
 
 @pytest.mark.slow
