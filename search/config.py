@@ -27,9 +27,9 @@ class SearchConfig:
     image_kind: str = "image"       # product vectors a photo (or photo + text) query is compared with
     similar_kind: str = "fused"     # product vectors "more like this" compares
     candidates: int = 400           # hits taken from each ranker; facets count over what survives of them
-    min_text_score: float = 0.40    # cosine floor for vector hits of a text query (lexical hits always pass)
-    min_cross_score: float = 0.25   # the same floor when a text query is compared with image vectors
-    min_image_score: float = 0.50   # cosine floor for photo and similar-product hits
+    min_text_score: float = 0.33    # cosine floor for vector hits of a text query (lexical hits always pass)
+    min_cross_score: float = 0.26   # the same floor when a text query is compared with image vectors
+    min_image_score: float = 0.35   # cosine floor for photo and similar-product hits
     vector_margin: float = 0.2      # text: vector hits this far below the best one are left out of the matching set
     image_weight: float = 0.6       # photo's share of a photo + text query (text gets the rest)
     negative_weight: float = 0.35   # how strongly "without X" pushes the query vector away from X

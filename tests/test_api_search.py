@@ -106,7 +106,8 @@ def test_photo_plus_text_moves_towards_the_text(client):
     photo = next((MYNTRA / "images_hr").glob("*.jpg")).read_bytes()
     def colours(text: str, weight: str) -> list[str]:
         r = client.post("/api/v1/search", data={"image": (io.BytesIO(photo), "p.jpg"), "q": text, "k": "10",
-                                                "image_weight": weight}, content_type="multipart/form-data")
+                                                "image_weight": weight, "category": "Apparel"},
+                        content_type="multipart/form-data")
         assert r.status_code == 200, r.data[:300]
         assert r.get_json()["query"]["kind"] == "image+text"
         return [h["colour"] for h in r.get_json()["results"]]
