@@ -231,7 +231,7 @@ def quiet_loading() -> Iterator[None]:
 
     root, hf_level = logging.getLogger(), hf_logging.get_verbosity()
     level = root.level
-    root.setLevel(max(level, logging.WARNING))
+    root.setLevel(max(level, logging.ERROR))  # "initialized partially": the towers are loaded right after
     hf_logging.set_verbosity_error()
     try:
         yield
