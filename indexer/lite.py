@@ -17,6 +17,7 @@ A dot product of two such vectors is the weighted sum of the blocks' cosines.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 from contextlib import contextmanager
@@ -158,8 +159,14 @@ def _class_embeddings(model: LiteCLIP, tokenizer, template: str, cache_dir: Path
     return emb
 
 
-def heads_fingerprint(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:8]
+def model_fingerprint(heads_path: Path, cfg: dict) -> str:
+    """Hash of the heads' bytes and of every config value that shapes the vectors (blend, ConSE, preprocessing):
+    two builds that embed differently must never share a name. Paths are left out so the name is the same on
+    every machine."""
+    digest = hashlib.sha256(heads_path.read_bytes())
+    shaping = {key: cfg[key] for key in ("blend", "conse", "preprocess_cfg") if key in cfg}
+    digest.update(json.dumps(shaping, sort_keys=True).encode())
+    return digest.hexdigest()[:8]
 
 
 def build_lite(name: str, cache_dir: Path, *, heads_path: Path | None = None, use_heads: bool = True,
@@ -210,7 +217,7 @@ def build_lite(name: str, cache_dir: Path, *, heads_path: Path | None = None, us
     model.eval()
     model.class_emb = _class_embeddings(model, tokenizer, conse["template"], cache_dir)
     preprocess = image_transform_v2(PreprocessCfg(**clip.visual.preprocess_cfg), is_train=False)
-    tag = heads_fingerprint(heads_path) if heads is not None else "conse"
+    tag = model_fingerprint(heads_path, cfg) if heads is not None else "conse"
     if heads is not None and blend != Blend(**cfg["blend"]):
         tag += f"-h{blend.heads:g}c{blend.conse:g}v{blend.visual:g}"
     return model, tokenizer, preprocess, f"{name}@{tag}"
