@@ -149,9 +149,12 @@ def main() -> None:
         measured.add(home)
         results.append((label, json.loads(out.read_text())))
     text = table(results)
-    note = (f"Myntra index: {index_summary(args.myntra_home)} (`{args.myntra_catalog}`); grocery index: "
+    catalog = Path(args.myntra_catalog)
+    shown = catalog.relative_to(ROOT) if catalog.is_relative_to(ROOT) else catalog.name
+    note = (f"Myntra index: {index_summary(args.myntra_home)} (`{shown}`); grocery index: "
             f"{index_summary(args.grocery_home)}. `*`: differs from hybrid at p < 0.05 (paired t-test over queries); "
-            f"latency per query on this 2-core machine (shared with other jobs), one torch thread. "
+            f"latency per query on this 2-core machine, one torch thread; the engine caches query encodings, so "
+            f"modes after the first one of a query set are timed without the text encoder. "
             f"Reports: `shoplens eval runs`, `/eval`.")
     print(note + "\n\n" + text)
     if args.update_readme:
