@@ -103,3 +103,17 @@ def test_bad_qrels_fail_with_the_line(tmp_path):
     path.write_text("q1 0 a 1\nq1 0 b high\n")
     with pytest.raises(BadInput, match=r"qrels.txt:2: relevance 'high'"):
         read_qrels(path)
+
+
+def test_judged_queries_missing_from_the_queries_file_are_not_scored():
+    """A qrels file for 3 queries run with a queries file of 2: the mean is over the 2 that were asked."""
+    from search.evaluation.runner import evaluate
+
+    def backend(query: Query, mode: str | None, k: int) -> list[tuple[str, float]]:
+        return RUN.get(query.id, [])[:k]
+
+    result = evaluate(backend, [Query(id="q1", text="one"), Query(id="q2", text="two")], QRELS, ["text"],
+                      progress=False)
+    per_query = result.results["text"].per_query
+    assert set(per_query["mrr@10"]) == {"q1", "q2"}
+    assert mean_scores(per_query)["mrr@10"] == pytest.approx((BY_HAND["q1"]["mrr@10"] + BY_HAND["q2"]["mrr@10"]) / 2)

@@ -143,6 +143,8 @@ def evaluate(backend: Backend, queries: Sequence[Query], qrels: Qrels, modes: Se
              baseline: str | None = None, test: str = "student", progress: bool = True) -> Evaluation:
     """Run each mode over the judged queries; p-values of each mode against `baseline` (default: the first)."""
     kept = align(queries, qrels)
+    # Judged ids that no query asks for are not scored: only a query that was run and missed counts as 0.
+    qrels = {q.id: qrels[q.id] for q in kept}
     baseline = baseline or modes[0]
     if baseline not in modes:
         raise BadInput(f"--baseline {baseline} is not among the modes run ({', '.join(modes)}).")
