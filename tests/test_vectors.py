@@ -10,7 +10,7 @@ import pytest
 
 from indexer.errors import NoIndex, NotFound
 from indexer.lexical import LexicalIndex, build_lexical
-from indexer.vectors import (EXACT_MAX_VECTORS, IndexReader, build_index, choose_index_type, current_version,
+from indexer.vectors import (EXACT_MAX_BYTES, IndexReader, build_index, choose_index_type, current_version,
                              fuse_vectors, publish_version, read_manifest, recall_at_k, rollback, write_index)
 
 GB = 1 << 30
@@ -26,24 +26,25 @@ def _clustered(n: int, dim: int, seed: int = 0) -> np.ndarray:
 
 
 def test_choice_is_a_pure_function_of_size_and_budget():
-    assert choose_index_type(44_441, 384, GB).type == "flat"
-    assert choose_index_type(EXACT_MAX_VECTORS, 384, GB).type == "flat"
-    big = choose_index_type(EXACT_MAX_VECTORS + 1, 384, GB)
-    assert big.type == "hnsw" and big.params["M"] > 0
+    assert choose_index_type(2_500, 1920, GB).type == "flat"  # the demo catalog: a 18 MB scan
+    assert choose_index_type(EXACT_MAX_BYTES // (4 * 512), 512, GB).type == "flat"
+    full = choose_index_type(44_441, 1920, 2 * GB)  # the whole Myntra catalog: a 325 MB scan is too slow
+    assert full.type == "hnsw" and full.params["M"] > 0
+    assert choose_index_type(EXACT_MAX_BYTES // (4 * 512) + 1, 512, GB).type == "hnsw"
     squeezed = choose_index_type(2_000_000, 384, GB)
     assert squeezed.type == "ivfpq" and 384 % squeezed.params["pq_m"] == 0
-    # Exact but over budget goes approximate even when small.
-    assert choose_index_type(50_000, 384, 10 << 20).type != "flat"
+    # Fast enough for exact but over budget goes approximate.
+    assert choose_index_type(20_000, 384, 10 << 20).type == "ivfpq"
     assert choose_index_type(50_000, 384, GB) == choose_index_type(50_000, 384, GB)
     assert choose_index_type(500, 384, 1024).type == "flat"  # too few vectors to train IVF-PQ, whatever the budget
 
 
-@pytest.mark.parametrize("exact_max,budget,kind,min_recall", [
-    (None, GB, "flat", 1.0), (100, GB, "hnsw", 0.95), (100, 1 << 20, "ivfpq", 0.5)])
-def test_built_index_searches_by_key_with_measured_recall(exact_max, budget, kind, min_recall):
+@pytest.mark.parametrize("exact_max_bytes,budget,kind,min_recall", [
+    (None, GB, "flat", 1.0), (1 << 16, GB, "hnsw", 0.95), (1 << 16, 1 << 20, "ivfpq", 0.5)])
+def test_built_index_searches_by_key_with_measured_recall(exact_max_bytes, budget, kind, min_recall):
     x = _clustered(12_000, 64)
     keys = np.arange(len(x), dtype=np.int64) * 10 + 7  # ids are product keys, not row numbers
-    plan = choose_index_type(len(x), 64, budget, **({"exact_max": exact_max} if exact_max else {}))
+    plan = choose_index_type(len(x), 64, budget, **({"exact_max_bytes": exact_max_bytes} if exact_max_bytes else {}))
     assert plan.type == kind
     index = build_index(x, keys, plan)
     recall = recall_at_k(index, x, keys)
