@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 from tqdm import tqdm
 
@@ -39,7 +39,7 @@ from indexer.lexical import build_lexical, product_document
 from indexer.store import (CopyVersion, Embedding, IndexVersion, IngestRun, Product, ProductImage, RowOutcome,
                            Store, open_store, utcnow)
 from indexer.vectors import (KINDS, build_index, choose_index_type, current_version, fuse_vectors,
-                             publish_version, read_manifest, recall_at_k, write_index)
+                             publish_version, read_manifest, recall_at_k, version_names, write_index)
 
 log = logging.getLogger(__name__)
 
@@ -407,6 +407,21 @@ def publish_from_store(store: Store, index_dir: Path, model: str, dim: int, memo
     return name, manifest, True
 
 
+def drop_stale_embeddings(store: Store, index_dir: Path) -> int:
+    """Delete the vectors of models that no kept index version was built with; returns how many rows went.
+
+    A model change re-embeds every product under the new model's name, and the old rows would otherwise stay
+    forever. The previous version's model is kept, so a rollback can still be re-published from the database."""
+    models = {read_manifest(index_dir, name).get("model") for name in version_names(index_dir)} - {None}
+    if not models:
+        return 0
+    with store.session() as s:
+        removed = s.execute(delete(Embedding).where(Embedding.model.not_in(models))).rowcount or 0
+    if removed:
+        log.info("dropped %d vectors of models no kept index version uses", removed)
+    return removed
+
+
 def run_index(settings: Settings, options: IndexOptions) -> RunSummary:
     """`shoplens index CATALOG`: ingest, optionally prune, publish; bad rows are recorded, never fatal."""
     started = time.monotonic()
@@ -422,6 +437,7 @@ def run_index(settings: Settings, options: IndexOptions) -> RunSummary:
                 indexer.prune()
             name, manifest, published = publish_from_store(store, settings.index_dir, indexer.encoder.name,
                                                            indexer.encoder.dim, settings.index_memory_budget_mb)
+            drop_stale_embeddings(store, settings.index_dir)
         except BaseException:
             indexer.finish("failed", started)
             raise

@@ -72,8 +72,12 @@ def test_incremental_reruns_prune_and_rollback(tmp_path):
     before = _vectors(home)
     assert len(before) == 120
 
+    with store.session() as s:  # vectors of a model no index version uses (as after a model change)
+        s.add(Embedding(product_id=rows[0]["id"], model="retired-model@0", kind="image", source_hash="x",
+                        vector=b"\0" * 16))
     again = _index(home, catalog)
     assert "indexed 0, updated 0, unchanged 40" in again.stdout and "index unchanged (v000001)" in again.stdout
+    assert _vectors(home) == before  # the stale row is gone, the current model's rows are untouched
 
     rows[0]["discounted_price_inr"] = "1"  # metadata only
     rows[1]["title"] += " with pockets"  # text changes
