@@ -29,6 +29,8 @@ HIDDEN_ATTRIBUTES = frozenset({
 LONG_TEXT_ATTRIBUTES = frozenset({"style_note", "materials_care_desc", "size_fit_desc"})
 
 # Zero-shot attribute groups: (name, database attribute names that already answer it, values, applies-to).
+# No material group: a photo does not show what a thing is made of, and reads such as "canvas" or "denim" for a
+# cotton bag were the commonest unsupported claims when one was tried.
 VISUAL_GROUPS: tuple[tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...]], ...] = (
     ("colour", ("colour",), ("black", "white", "blue", "navy blue", "red", "green", "yellow", "pink", "purple",
                             "grey", "brown", "beige", "orange", "maroon", "olive", "silver", "gold"), ()),
@@ -37,8 +39,6 @@ VISUAL_GROUPS: tuple[tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...
     ("sleeve", ("Sleeve Length",), ("sleeveless", "short sleeves", "long sleeves"),
      ("Topwear", "Dress")),
     ("neckline", ("Neck", "Collar"), ("round neck", "v-neck", "collar", "hooded"), ("Topwear",)),
-    ("material look", ("Fabric", "Material"), ("cotton", "denim", "leather", "knitted wool", "satin",
-                                               "canvas", "metal"), ()),
     ("style", ("usage", "Occasion"), ("casual", "formal", "sports", "ethnic", "party"), ()),
 )
 DEFAULT_VISUAL_THRESHOLD = 0.9
