@@ -1,7 +1,7 @@
 """Frozen-tower features, computed once and cached on disk.
 
-Locked-image tuning only trains the heads, so each product's pooled image features (EfficientNet-Lite0, 1280-d)
-and text features (MiniLM, 384-d) are computed once. Image extraction is the slow part (~36 images/s on two
+Locked-image tuning only trains the heads, so each product's image features (EfficientNet-Lite0: pooled head
+features and aux features, see `indexer/lite.py`) and text features (MiniLM, 384-d) are computed once. Image extraction is the slow part (~36 images/s on two
 cores), so it is written in shards and resumes where it stopped.
 """
 from __future__ import annotations
@@ -99,8 +99,9 @@ class FeatureStore:
 
 def image_features(model: LiteCLIP, preprocess, refs: list[tuple[Path, str | None]], cache_dir: Path, *,
                    batch_size: int = 64, workers: int = 1, desc: str = "image features") -> np.ndarray:
-    """(n, 1280) float32 pooled image features of `refs`; only the ones not cached yet are computed."""
-    store = FeatureStore(cache_dir / "features" / f"img-{_key(model.clip.visual.preprocess_cfg)}", 1280)
+    """(n, model.feature_dim) float32 image tower features of `refs`; only the ones not cached yet are computed."""
+    key = _key(model.clip.visual.preprocess_cfg, model.aux_groups)
+    store = FeatureStore(cache_dir / "features" / f"img-{key}", model.feature_dim)
     names = [ref_name(r) for r in refs]
     todo, seen = [], set()
     for i, name in enumerate(names):

@@ -12,6 +12,11 @@ Its embedding concatenates L2-normalised blocks, each weighted (config `blend`):
   embedding. It knows nothing of any catalog, which is what keeps the model useful on catalogs it never saw.
 - `visual` (optional): the raw pooled image features, zeros for a text, so that image↔image similarity (search
   by photo, similar products) also compares appearance while text↔image rankings are unchanged.
+
+The image tower's features are the pooled 1,280-d head features followed by "aux" features taken from the same
+forward pass at no extra cost: the pooled outputs of the last five stages (mid-level texture and shape that the
+ImageNet head discards) and a colour histogram of the non-background pixels. Catalog titles name colours
+("Puma Men Black T-shirt") that ImageNet features barely encode; the trained image head reads both.
 A dot product of two such vectors is the weighted sum of the blocks' cosines.
 """
 from __future__ import annotations
@@ -38,6 +43,26 @@ from indexer.model_registry import load_model_config
 log = logging.getLogger(__name__)
 
 
+AUX_STAGES = 2  # pool the outputs of blocks[2:] (40, 80, 112, 192, 320 channels)
+COLOUR_LEVELS = 4  # per channel: a 4x4x4 RGB histogram
+BACKGROUND = 0.94  # pixels whose every channel is above this (white studio background, letterbox fill) are skipped
+
+
+def colour_histogram(rgb: torch.Tensor) -> torch.Tensor:
+    """(n, 64) square-rooted RGB histogram of the foreground pixels of images in [0, 1] (n, 3, h, w).
+
+    Square root (Hellinger) so that a dominant colour does not drown the others; an image with no foreground
+    (a white product on white) falls back to all its pixels."""
+    small = F.avg_pool2d(rgb, 4)
+    n = len(small)
+    fg = (small.min(dim=1).values <= BACKGROUND).float().view(n, -1)
+    fg = torch.where(fg.sum(1, keepdim=True) > 0, fg, torch.ones_like(fg))
+    q = (small * COLOUR_LEVELS).clamp(max=COLOUR_LEVELS - 1e-3).long()
+    code = (q[:, 0] * COLOUR_LEVELS + q[:, 1]) * COLOUR_LEVELS + q[:, 2]
+    hist = torch.zeros(n, COLOUR_LEVELS ** 3, dtype=rgb.dtype).scatter_add_(1, code.view(n, -1), fg)
+    return (hist / fg.sum(1, keepdim=True)).sqrt()
+
+
 @dataclass(frozen=True)
 class Blend:
     """Weights of the two blocks; a block with weight 0 is left out of the vector."""
@@ -51,9 +76,13 @@ class LiteCLIP(nn.Module):
     """open_clip CustomTextCLIP + ImageNet classifier + class-name embeddings, exposing features and embeddings."""
 
     def __init__(self, clip: nn.Module, classifier: nn.Linear, class_emb: torch.Tensor, *, top_k: int,
-                 temperature: float, blend: Blend, pad_id: int) -> None:
+                 temperature: float, blend: Blend, pad_id: int, mean: tuple[float, ...], std: tuple[float, ...]
+                 ) -> None:
         super().__init__()
         self.clip = clip
+        self.aux_head: nn.Linear | None = None  # set when the trained heads read the aux features
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1))
         self.classifier = classifier
         self.register_buffer("class_emb", class_emb)
         self.top_k = top_k
@@ -63,14 +92,52 @@ class LiteCLIP(nn.Module):
 
     @property
     def dim(self) -> int:
-        heads = self.clip.visual.head.proj.out_features if self.blend.heads else 0
+        heads = self.embed_dim if self.blend.heads else 0
         visual = self.clip.visual.trunk.num_features if self.blend.visual else 0
         return heads + (self.class_emb.shape[1] if self.blend.conse else 0) + visual
 
+    @property
+    def embed_dim(self) -> int:
+        """Width of the trained heads' shared space (the last linear layer of the text projection)."""
+        return [m for m in self.clip.text.proj.modules() if isinstance(m, nn.Linear)][-1].out_features
+
+    @property
+    def head_dim(self) -> int:
+        return self.clip.visual.trunk.num_features
+
+    @property
+    def aux_groups(self) -> list[int]:
+        """Widths of the aux feature groups: one per pooled stage, then the colour histogram."""
+        stages = [blocks[-1].conv_pwl.out_channels for blocks in self.clip.visual.trunk.blocks[AUX_STAGES:]]
+        return stages + [COLOUR_LEVELS ** 3]
+
+    @property
+    def feature_dim(self) -> int:
+        return self.head_dim + sum(self.aux_groups)
+
     # Frozen tower features: what training caches on disk.
     def image_features(self, images: torch.Tensor) -> torch.Tensor:
-        """Pooled EfficientNet-Lite0 features (n, 1280)."""
-        return self.clip.visual.trunk(images)
+        """(n, feature_dim): pooled EfficientNet-Lite0 head features (1280), then the aux features."""
+        trunk = self.clip.visual.trunk
+        x = trunk.bn1(trunk.conv_stem(images))
+        pooled = []
+        for i, block in enumerate(trunk.blocks):
+            x = block(x)
+            if i >= AUX_STAGES:
+                pooled.append(x.mean(dim=(2, 3)))
+        head = trunk.global_pool(trunk.bn2(trunk.conv_head(x)))
+        rgb = (images * self.std + self.mean).clamp(0, 1)
+        return torch.cat([head, *pooled, colour_histogram(rgb)], dim=1)
+
+    def aux_input(self, feats: torch.Tensor) -> torch.Tensor:
+        """The aux features with each group L2-normalised, so no group outweighs another by its scale alone."""
+        groups = feats[:, self.head_dim:].split(self.aux_groups, dim=1)
+        return torch.cat([F.normalize(g, dim=-1) for g in groups], dim=1)
+
+    def image_head(self, feats: torch.Tensor) -> torch.Tensor:
+        """The trained image projection (unnormalised) of tower features."""
+        out = self.clip.visual.head(feats[:, :self.head_dim])
+        return out + self.aux_head(self.aux_input(feats)) if self.aux_head is not None else out
 
     def text_features(self, tokens: torch.Tensor) -> torch.Tensor:
         """Mean-pooled MiniLM features (n, 384); padding columns beyond the longest text are cut (speed only)."""
@@ -82,7 +149,7 @@ class LiteCLIP(nn.Module):
 
     def conse(self, image_feats: torch.Tensor) -> torch.Tensor:
         """ConSE: top-k ImageNet class probabilities mixing the class names' MiniLM embeddings."""
-        probs = torch.softmax(self.classifier(image_feats) / self.temperature, dim=-1)
+        probs = torch.softmax(self.classifier(image_feats[:, :self.head_dim]) / self.temperature, dim=-1)
         top_p, top_i = probs.topk(self.top_k, dim=-1)
         mixed = torch.einsum("nk,nkd->nd", top_p / top_p.sum(-1, keepdim=True), self.class_emb[top_i])
         return F.normalize(mixed, dim=-1)
@@ -90,11 +157,11 @@ class LiteCLIP(nn.Module):
     def embed_image_features(self, feats: torch.Tensor) -> torch.Tensor:
         parts = []
         if self.blend.heads:
-            parts.append(self.blend.heads * F.normalize(self.clip.visual.head(feats), dim=-1))
+            parts.append(self.blend.heads * F.normalize(self.image_head(feats), dim=-1))
         if self.blend.conse:
             parts.append(self.blend.conse * self.conse(feats))
         if self.blend.visual:
-            parts.append(self.blend.visual * F.normalize(feats, dim=-1))
+            parts.append(self.blend.visual * F.normalize(feats[:, :self.head_dim], dim=-1))
         return torch.cat(parts, dim=-1)
 
     def embed_text_features(self, feats: torch.Tensor) -> torch.Tensor:
@@ -212,8 +279,14 @@ def build_lite(name: str, cache_dir: Path, *, heads_path: Path | None = None, us
                                      f"(unexpected {result.unexpected_keys[:3]}).",
                                      hint="Retrain with `shoplens train-model` or restore the committed file.")
     conse = cfg["conse"]
+    pcfg = clip.visual.preprocess_cfg
     model = LiteCLIP(clip, classifier, torch.empty(0), top_k=conse["top_k"], temperature=conse["temperature"],
-                     blend=blend, pad_id=clip.text.config.pad_token_id)
+                     blend=blend, pad_id=clip.text.config.pad_token_id, mean=tuple(pcfg["mean"]),
+                     std=tuple(pcfg["std"]))
+    if heads is not None and "aux_head" in heads:
+        weight = heads["aux_head"]["weight"]
+        model.aux_head = nn.Linear(weight.shape[1], weight.shape[0])
+        model.aux_head.load_state_dict(heads["aux_head"])
     model.eval()
     model.class_emb = _class_embeddings(model, tokenizer, conse["template"], cache_dir)
     preprocess = image_transform_v2(PreprocessCfg(**clip.visual.preprocess_cfg), is_train=False)

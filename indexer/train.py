@@ -1,7 +1,8 @@
 """`shoplens train-model`: locked-image tuning (LiT) of the shoplens-lite projection heads on a catalog.
 
 Both towers stay frozen, so their features are computed once and cached (`indexer/features.py`); training then
-takes seconds per epoch. Loss: symmetric InfoNCE with a learnable temperature, where products with an identical
+takes seconds per epoch. The image head reads the pooled head features and the aux features (mid-level stages and
+a colour histogram, `indexer/lite.py`). Loss: symmetric InfoNCE with a learnable temperature, where products with an identical
 text count as positives of each other (catalogs repeat titles: "Puma Men Black T-shirt"). A validation split
 reports Recall@K every epoch and stops training when it no longer improves; the held-out test split is never
 trained on and is scored once at the end. Output: `shoplens-lite.pt` (heads only, composed with the packaged
@@ -37,13 +38,14 @@ HEADS_FILE = "shoplens-lite.pt"
 class Recipe:
     """Everything that decides the trained heads (recorded in the checkpoint and the model card)."""
 
-    text: str = "title+attributes"
-    head: str = "linear"
+    text: str = "mixed"  # "title", "title+attributes", or "mixed": a coin flip per product and epoch
+    head: str = "mlp"
     embed_dim: int = 256
-    batch_size: int = 1024
+    batch_size: int = 2048
     lr: float = 2e-3
     weight_decay: float = 0.05
     feature_dropout: float = 0.1
+    aux: bool = True  # the image head also reads the aux features
     max_epochs: int = 40
     patience: int = 4
     seed: int = 0
@@ -57,18 +59,32 @@ class Recipe:
                 "text_cfg": {"hf_proj_type": self.head}}
 
 
+def _head_modules(model: LiteCLIP) -> list[torch.nn.Module]:
+    return [m for m in (model.clip.visual.head, model.clip.text.proj, model.aux_head) if m is not None]
+
+
 def _heads(model: LiteCLIP) -> list[torch.nn.Parameter]:
-    return [*model.clip.visual.head.parameters(), *model.clip.text.proj.parameters(), model.clip.logit_scale]
+    return [p for m in _head_modules(model) for p in m.parameters()] + [model.clip.logit_scale]
 
 
 def heads_state(model: LiteCLIP) -> dict[str, torch.Tensor]:
-    """The trained part of the open_clip state dict: image head, text projection, temperature."""
+    """The trained part of the open_clip state dict (image head, text projection, temperature)."""
     return {k: v.detach().clone() for k, v in model.clip.state_dict().items()
             if k.startswith(("visual.head.", "text.proj.")) or k == "logit_scale"}
 
 
+def aux_state(model: LiteCLIP) -> dict[str, torch.Tensor] | None:
+    return {k: v.detach().clone() for k, v in model.aux_head.state_dict().items()} if model.aux_head else None
+
+
+def _load_heads(model: LiteCLIP, state: tuple[dict, dict | None]) -> None:
+    model.clip.load_state_dict(state[0], strict=False)
+    if state[1] is not None:
+        model.aux_head.load_state_dict(state[1])
+
+
 def _project(model: LiteCLIP, img: torch.Tensor, txt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    return (F.normalize(model.clip.visual.head(img), dim=-1), F.normalize(model.clip.text.proj(txt), dim=-1))
+    return (F.normalize(model.image_head(img), dim=-1), F.normalize(model.clip.text.proj(txt), dim=-1))
 
 
 def evaluate_split(model: LiteCLIP, img: torch.Tensor, txt: torch.Tensor, groups: np.ndarray) -> dict[str, float]:
@@ -87,33 +103,36 @@ def _groups(texts: list[str]) -> np.ndarray:
     return np.array([ids.setdefault(t.lower(), len(ids)) for t in texts])
 
 
-def fit(model: LiteCLIP, img: np.ndarray, txt: np.ndarray, groups: np.ndarray, train_idx: list[int],
-        val_idx: list[int], recipe: Recipe) -> list[dict]:
-    """Train the heads in place; keeps the weights of the best validation epoch. Returns per-epoch history."""
+def fit(model: LiteCLIP, img: np.ndarray, txt: np.ndarray, alt_txt: np.ndarray | None, val_txt: np.ndarray,
+        groups: np.ndarray, train_idx: list[int], val_idx: list[int], recipe: Recipe) -> list[dict]:
+    """Train the heads in place; keeps the weights of the best validation epoch. Returns per-epoch history.
+
+    `alt_txt`: a second text per product, drawn instead of `txt` with probability 1/2 (text "mixed");
+    `val_txt`: the validation queries (titles, as a shopper would type them)."""
     torch.manual_seed(recipe.seed)
     params = _heads(model)
     for p in model.parameters():
         p.requires_grad_(False)
     for p in params:
         p.requires_grad_(True)
-    model.clip.visual.head.train()
-    model.clip.text.proj.train()
     opt = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
     ti, tt, tg = torch.from_numpy(img[train_idx]), torch.from_numpy(txt[train_idx]), torch.from_numpy(groups[train_idx])
-    vi, vt, vg = torch.from_numpy(img[val_idx]), torch.from_numpy(txt[val_idx]), groups[val_idx]
+    ta = torch.from_numpy(alt_txt[train_idx]) if alt_txt is not None else None
+    vi, vt, vg = torch.from_numpy(img[val_idx]), torch.from_numpy(val_txt[val_idx]), groups[val_idx]
     steps_per_epoch = math.ceil(len(train_idx) / recipe.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe.lr, total_steps=steps_per_epoch * recipe.max_epochs,
                                                 pct_start=0.1)
-    best, best_state, history, bad = -1.0, heads_state(model), [], 0
+    best, best_state, history, bad = -1.0, (heads_state(model), aux_state(model)), [], 0
     for epoch in range(1, recipe.max_epochs + 1):
         perm = torch.randperm(len(train_idx))
         total = 0.0
-        model.clip.visual.head.train()
-        model.clip.text.proj.train()
+        for m in _head_modules(model):
+            m.train()
         for s in tqdm(range(0, len(perm), recipe.batch_size), desc=f"epoch {epoch}", unit="batch", leave=False):
             b = perm[s:s + recipe.batch_size]
             x_i = F.dropout(ti[b], recipe.feature_dropout, training=True)
-            x_t = F.dropout(tt[b], recipe.feature_dropout, training=True)
+            x_t = tt[b] if ta is None else torch.where(torch.rand(len(b), 1) < 0.5, tt[b], ta[b])
+            x_t = F.dropout(x_t, recipe.feature_dropout, training=True)
             e_i, e_t = _project(model, x_i, x_t)
             logits = model.clip.logit_scale.exp().clamp(max=100) * e_t @ e_i.T
             pos = (tg[b][:, None] == tg[b][None, :]).float()
@@ -125,8 +144,8 @@ def fit(model: LiteCLIP, img: np.ndarray, txt: np.ndarray, groups: np.ndarray, t
             opt.step()
             sched.step()
             total += loss.item() * len(b)
-        model.clip.visual.head.eval()
-        model.clip.text.proj.eval()
+        for m in _head_modules(model):
+            m.eval()
         metrics = evaluate_split(model, vi, vt, vg)
         row = {"epoch": epoch, "loss": total / len(perm), "temperature": 1 / model.clip.logit_scale.exp().item(),
                **metrics}
@@ -135,13 +154,13 @@ def fit(model: LiteCLIP, img: np.ndarray, txt: np.ndarray, groups: np.ndarray, t
                  metrics["t2i_recall@1"], metrics["t2i_recall@10"], metrics["t2i_mrr@10"])
         score = metrics["t2i_mrr@10"] + metrics["i2t_mrr@10"]
         if score > best:
-            best, best_state, bad = score, heads_state(model), 0
+            best, best_state, bad = score, (heads_state(model), aux_state(model)), 0
         else:
             bad += 1
             if bad >= recipe.patience:
                 log.info("early stop after epoch %d (best val epoch %d)", epoch, epoch - bad)
                 break
-    model.clip.load_state_dict(best_state, strict=False)
+    _load_heads(model, best_state)
     for p in params:
         p.requires_grad_(False)
     return history
@@ -161,19 +180,29 @@ def train_heads(catalog: Path, out: Path, cache_dir: Path, *, image_columns: lis
              len(test_idx))
     model, tokenizer, preprocess, _ = build_lite(model_name, cache_dir, use_heads=False,
                                                  head_overrides=recipe.overrides())
-    img = np.zeros((len(pairs), 1280), np.float32)
+    if recipe.aux:
+        model.aux_head = torch.nn.Linear(sum(model.aux_groups), recipe.embed_dim)
+    img = np.zeros((len(pairs), model.feature_dim), np.float32)
     img[used] = image_features(model, preprocess, [pairs[i].image for i in used], cache_dir)
-    txt = np.zeros((len(pairs), 384), np.float32)
-    txt[used] = text_features(model, tokenizer, [text_of(pairs[i], recipe.text) for i in used], cache_dir)
+
+    def texts(mode: str) -> np.ndarray:
+        out = np.zeros((len(pairs), 384), np.float32)
+        out[used] = text_features(model, tokenizer, [text_of(pairs[i], mode) for i in used], cache_dir,
+                                  desc=f"{mode} features")
+        return out
+
+    titles = texts("title")
+    txt, alt = (titles, texts("title+attributes")) if recipe.text == "mixed" else (texts(recipe.text), None)
     groups = _groups([p.title for p in pairs])
-    history = fit(model, img, txt, groups, train_idx, val_idx, recipe)
-    title_txt = text_features(model, tokenizer, [pairs[i].title for i in test_idx], cache_dir, desc="test titles")
-    test = evaluate_split(model, torch.from_numpy(img[test_idx]), torch.from_numpy(title_txt), groups[test_idx])
+    history = fit(model, img, txt, alt, titles, groups, train_idx, val_idx, recipe)
+    test = evaluate_split(model, torch.from_numpy(img[test_idx]), torch.from_numpy(titles[test_idx]), groups[test_idx])
     log.info("held-out (%d products, query = title): text→image R@10 %.3f MRR@10 %.3f", len(test_idx),
              test["t2i_recall@10"], test["t2i_mrr@10"])
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = {"state_dict": heads_state(model), "open_clip_overrides": recipe.overrides(),
                   "recipe": asdict(recipe), "model": model_name}
+    if model.aux_head is not None:
+        checkpoint["aux_head"] = aux_state(model)
     tmp = out / f".{HEADS_FILE}.tmp{os.getpid()}"
     torch.save(checkpoint, tmp)
     os.replace(tmp, out / HEADS_FILE)
@@ -199,7 +228,10 @@ def train_heads(catalog: Path, out: Path, cache_dir: Path, *, image_columns: lis
               help="Folder image paths are relative to (default: the catalog's folder).")
 @click.option("--holdout-col", "holdout_column", default=None,
               help="Draw the held-out split only from rows with this column non-empty (default image_hr if present).")
-@click.option("--text", type=click.Choice(["title", "title+attributes"]), default=Recipe.text, show_default=True)
+@click.option("--text", type=click.Choice(["title", "title+attributes", "mixed"]), default=Recipe.text,
+              show_default=True, help="Training text; mixed: title or title+attributes, a coin flip per product.")
+@click.option("--aux/--no-aux", default=Recipe.aux, show_default=True,
+              help="Let the image head read the aux features (mid-level stages, colour histogram).")
 @click.option("--head", type=click.Choice(["linear", "mlp"]), default=Recipe.head, show_default=True)
 @click.option("--epochs", "max_epochs", type=click.IntRange(1, 500), default=Recipe.max_epochs, show_default=True)
 @click.option("--seed", type=int, default=Recipe.seed, show_default=True)
@@ -207,7 +239,7 @@ def train_heads(catalog: Path, out: Path, cache_dir: Path, *, image_columns: lis
               help="Train and validate only on the first N catalog rows (quick runs); the held-out split is unchanged.")
 @click.pass_context
 def train_model_command(ctx: click.Context, catalog: Path, out: Path, image_columns: tuple[str, ...],
-                        images_root: Path | None, holdout_column: str | None, text: str, head: str,
+                        images_root: Path | None, holdout_column: str | None, text: str, aux: bool, head: str,
                         max_epochs: int, seed: int, max_train: int | None) -> None:
     """Train the shoplens-lite projection heads on a catalog (locked-image tuning; towers frozen).
 
@@ -220,7 +252,7 @@ def train_model_command(ctx: click.Context, catalog: Path, out: Path, image_colu
     if holdout_column is None and "image_hr" in header:
         holdout_column = "image_hr"
     torch.set_num_threads(max(1, min(settings.workers, os.cpu_count() or 1)))
-    recipe = Recipe(text=text, head=head, max_epochs=max_epochs, seed=seed, max_train=max_train)
+    recipe = Recipe(text=text, aux=aux, head=head, max_epochs=max_epochs, seed=seed, max_train=max_train)
     card = train_heads(catalog, out, settings.cache_dir, image_columns=list(image_columns), images_root=images_root,
                        holdout_column=holdout_column, recipe=recipe)
     click.echo(f"wrote {out / HEADS_FILE} and {out / 'MODEL_CARD.md'}: held-out text→image "

@@ -66,9 +66,28 @@ def test_packaged_image_weights_are_loaded(lite, myntra_rows):
 
     batch = torch.stack([lite.preprocess(_myntra_image(myntra_rows[i])) for i in ("1636", "4665")])
     with torch.inference_mode():
-        top5 = lite.model.classifier(lite.model.image_features(batch)).topk(5).indices.tolist()
+        top5 = lite.model.classifier(lite.model.clip.visual.trunk(batch)).topk(5).indices.tolist()
     assert {"running shoe", "sneaker", "loafer", "clog"} & {names[i] for i in top5[0]}, [names[i] for i in top5[0]]
     assert {"analog clock", "digital watch", "stopwatch", "wall clock", "digital clock"} & {names[i] for i in top5[1]}
+
+
+def test_aux_features_see_colour_and_skip_the_white_background(lite, myntra_rows):
+    from indexer.lite import COLOUR_LEVELS, colour_histogram
+
+    red = Image.new("RGB", (120, 160), "white")
+    red.paste((200, 20, 20), (32, 40, 92, 120))  # a red product on a studio background
+    rgb = torch.stack([torch.from_numpy(np.asarray(im, dtype=np.float32) / 255).permute(2, 0, 1)
+                       for im in (red, Image.new("RGB", (120, 160), "white"))])
+    hist = colour_histogram(rgb) ** 2  # back from square roots to pixel shares
+    red_bin = (3 * COLOUR_LEVELS + 0) * COLOUR_LEVELS + 0
+    assert hist[0, red_bin] > 0.99  # the background (3/4 of the pixels) is not counted
+    assert hist[1, -1] == 1.0  # all white: falls back to every pixel, which is white
+    model = lite.model
+    shoe = lite.preprocess(_myntra_image(myntra_rows["10000"])).unsqueeze(0)
+    with torch.inference_mode():
+        feats = model.image_features(shoe)
+        assert feats.shape == (1, model.feature_dim) and model.feature_dim == 1280 + sum(model.aux_groups)
+        torch.testing.assert_close(feats[:, :1280], model.clip.visual.trunk(shoe))  # the head features are timm's
 
 
 def test_packaged_text_weights_are_loaded(lite):
