@@ -145,3 +145,22 @@ def app_context(tmp_path):
     app = create_app({"home": tmp_path})
     with app.app_context():
         yield app
+
+
+def test_a_narrow_filter_on_a_graph_index_is_searched_exactly():
+    import faiss
+
+    from search.engine import _exact_among
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((5_000, 32)).astype(np.float32)
+    faiss.normalize_L2(x)
+    keys = np.arange(len(x), dtype=np.int64) * 3 + 1
+    graph = faiss.IndexIDMap2(faiss.IndexHNSWFlat(32, 8, faiss.METRIC_INNER_PRODUCT))
+    graph.add_with_ids(x, keys)
+    allowed = keys[::250]  # 20 products pass the filter
+    query = x[7]
+    found = _exact_among(graph, query, allowed, 10)
+    expected = sorted(((int(k), float(x[(k - 1) // 3] @ query)) for k in allowed), key=lambda kv: -kv[1])[:10]
+    assert [k for k, _ in found] == [k for k, _ in expected]
+    np.testing.assert_allclose([s for _, s in found], [s for _, s in expected], rtol=1e-5)
