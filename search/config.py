@@ -21,14 +21,15 @@ MODES = ("hybrid", "lexical", *KINDS)
 class SearchConfig:
     """How queries are answered; see the module docstring for how to override."""
 
-    hybrid: str = "blend:0.2"       # rrf[:K[:LEXICAL_WEIGHT]] or blend[:ALPHA] (ALPHA = weight of the vector score)
+    hybrid: str = "blend:0.3"       # rrf[:K[:LEXICAL_WEIGHT]] or blend[:ALPHA] (ALPHA = weight of the vector score)
     text_mode: str = "hybrid"       # what a plain text query runs: hybrid | lexical | image | text | fused
-    hybrid_kind: str = "text"       # product vectors the vector half of hybrid compares a text query with
+    hybrid_kind: str = "fused"      # product vectors the vector half of hybrid compares a text query with
     image_kind: str = "image"       # product vectors a photo (or photo + text) query is compared with
     similar_kind: str = "fused"     # product vectors "more like this" compares
     candidates: int = 400           # hits taken from each ranker; facets count over what survives of them
-    min_text_score: float = 0.33    # cosine floor for vector hits of a text query (lexical hits always pass)
-    min_cross_score: float = 0.26   # the same floor when a text query is compared with image vectors
+    min_text_score: float = 0.45    # cosine floor for vector hits of a text query on text vectors (lexical hits pass)
+    min_fused_score: float = 0.41   # the same floor on fused product vectors
+    min_cross_score: float = 0.27   # the same floor when a text query is compared with image vectors
     min_image_score: float = 0.35   # cosine floor for photo and similar-product hits
     vector_margin: float = 0.2      # text: vector hits this far below the best one are left out of the matching set
     image_weight: float = 0.6       # photo's share of a photo + text query (text gets the rest)

@@ -158,7 +158,7 @@ class SearchEngine:
                 vec = self._text_vector(text, negative)
             with timer.stage("vector_search"):
                 vector = self._vector_search(state, kind, vec, allowed)
-            floor = cfg.min_cross_score if kind == "image" else cfg.min_text_score
+            floor = {"image": cfg.min_cross_score, "fused": cfg.min_fused_score}.get(kind, cfg.min_text_score)
             vector = self._floor(vector, floor, cfg.vector_margin)
         if negative:
             with timer.stage("lexical"):
