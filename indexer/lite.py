@@ -12,12 +12,12 @@ Its embedding concatenates L2-normalised blocks, each weighted (config `blend`):
   embedding. It knows nothing of any catalog, which is what keeps the model useful on catalogs it never saw.
 - `visual` (optional): the raw pooled image features, zeros for a text, so that image↔image similarity (search
   by photo, similar products) also compares appearance while text↔image rankings are unchanged.
+A dot product of two such vectors is the weighted sum of the blocks' cosines.
 
 The image tower's features are the pooled 1,280-d head features followed by "aux" features taken from the same
 forward pass at no extra cost: the pooled outputs of the last five stages (mid-level texture and shape that the
 ImageNet head discards) and a colour histogram of the non-background pixels. Catalog titles name colours
 ("Puma Men Black T-shirt") that ImageNet features barely encode; the trained image head reads both.
-A dot product of two such vectors is the weighted sum of the blocks' cosines.
 """
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ def colour_histogram(rgb: torch.Tensor) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class Blend:
-    """Weights of the two blocks; a block with weight 0 is left out of the vector."""
+    """Weights of the three blocks; a block with weight 0 is left out of the vector."""
 
     heads: float = 1.0
     conse: float = 1.0
