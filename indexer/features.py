@@ -1,8 +1,8 @@
 """Frozen-tower features, computed once and cached on disk.
 
 Locked-image tuning only trains the heads, so each product's image features (EfficientNet-Lite0: pooled head
-features and aux features, see `indexer/lite.py`) and text features (MiniLM, 384-d) are computed once. Image extraction is the slow part (~36 images/s on two
-cores), so it is written in shards and resumes where it stopped.
+features and aux features, see `indexer/lite.py`) and text features (MiniLM, 384-d) are computed once. Image
+extraction is the slow part (~25-36 images/s on two cores), so it is written in shards and resumes where it stopped.
 """
 from __future__ import annotations
 

@@ -42,8 +42,9 @@ def render(card: dict) -> str:
         f"with `{card['holdout_column']}`; validation (early stopping) {card['n_val']}; training {card['n_train']}.",
         *([f"- Training and validation limited to the first {r['max_train']} catalog rows (`--max-train`); the "
            "held-out split is drawn from the whole catalog as always."] if r.get("max_train") else []),
-        f"- Training text: `{r['text']}`" + (" (title, or title + attributes, a coin flip per product and epoch)"
-                                              if r["text"] == "mixed" else "") + "; validation and evaluation query: the title alone.",
+        f"- Training text: `{r['text']}`"
+        + (" (title, or title + attributes, a coin flip per product and epoch)" if r["text"] == "mixed" else "")
+        + "; validation and evaluation query: the title alone.",
         "",
         "## Recipe",
         f"- Symmetric InfoNCE, learnable temperature, products with identical titles are positives of each other; "

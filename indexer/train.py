@@ -3,8 +3,8 @@
 Both towers stay frozen, so their features are computed once and cached (`indexer/features.py`); training then
 takes seconds per epoch. The image head reads the pooled head features and the aux features (mid-level stages and
 a colour histogram, `indexer/lite.py`). Loss: symmetric InfoNCE with a learnable temperature, where products with
-an identical text count as positives of each other (catalogs repeat titles: "Puma Men Black T-shirt"). A validation split
-reports Recall@K every epoch and stops training when it no longer improves; the held-out test split is never
+an identical text count as positives of each other (catalogs repeat titles: "Puma Men Black T-shirt"). A validation
+split reports Recall@K every epoch and stops training when it no longer improves; the held-out test split is never
 trained on and is scored once at the end. Output: `shoplens-lite.pt` (heads only, composed with the packaged
 towers by the loader) and `MODEL_CARD.md`.
 """
