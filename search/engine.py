@@ -259,7 +259,9 @@ class SearchEngine:
             if len(allowed) == 0:
                 return []
             if state.version.manifest["kinds"][kind]["type"] != "flat" and len(allowed) <= EXACT_FILTERED_MAX:
-                return _exact_among(index, query[0], np.asarray(allowed, dtype=np.int64), k)
+                exact = _exact_among(index, query[0], np.asarray(allowed, dtype=np.int64), k)
+                if exact is not None:
+                    return exact
             selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
             scores, keys = index.search(query, min(k, len(allowed)), params=_search_params(index, selector))
         return [(int(key), float(s)) for key, s in zip(keys[0], scores[0]) if key >= 0]
@@ -369,18 +371,15 @@ def _unit(vec: np.ndarray) -> np.ndarray:
     return (vec / norm).astype(np.float32) if norm > 0 else vec.astype(np.float32)
 
 
-def _exact_among(index: faiss.Index, query: np.ndarray, allowed: np.ndarray, k: int) -> Ranking:
+def _exact_among(index: faiss.Index, query: np.ndarray, allowed: np.ndarray, k: int) -> Ranking | None:
     """Exact top-k among a few allowed keys. A graph index searched with a narrow filter walks mostly through
     excluded nodes and can return fewer hits than exist; scoring the few allowed vectors directly is exact and,
-    under EXACT_FILTERED_MAX of them, as fast. Falls back to the filtered index search where vectors can't be
-    reconstructed (IVF-PQ keeps only codes)."""
+    under EXACT_FILTERED_MAX of them, as fast. None where vectors can't be reconstructed (IVF-PQ keeps only
+    codes): the caller then runs its filtered index search."""
     try:
         vectors = index.reconstruct_batch(allowed)
     except RuntimeError:
-        selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed))
-        scores, keys = index.search(query.reshape(1, -1), min(k, len(allowed)),
-                                    params=_search_params(index, selector))
-        return [(int(key), float(s)) for key, s in zip(keys[0], scores[0]) if key >= 0]
+        return None
     scores = vectors @ query
     top = np.argsort(-scores)[:k]
     return [(int(allowed[i]), float(scores[i])) for i in top]

@@ -164,3 +164,9 @@ def test_a_narrow_filter_on_a_graph_index_is_searched_exactly():
     expected = sorted(((int(k), float(x[(k - 1) // 3] @ query)) for k in allowed), key=lambda kv: -kv[1])[:10]
     assert [k for k, _ in found] == [k for k, _ in expected]
     np.testing.assert_allclose([s for _, s in found], [s for _, s in expected], rtol=1e-5)
+    # An index that keeps no reconstructable vectors leaves the search to the caller's filtered index search.
+    quantizer = faiss.IndexFlatIP(32)
+    ivf = faiss.IndexIDMap2(faiss.IndexIVFFlat(quantizer, 32, 4, faiss.METRIC_INNER_PRODUCT))
+    ivf.train(x)
+    ivf.add_with_ids(x, keys)
+    assert _exact_among(ivf, query, allowed, 10) is None
