@@ -12,8 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import random
-import string
 import sys
 import time
 from dataclasses import replace
@@ -24,6 +22,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from indexer.calibration import SHOPPER_PHRASES, nonsense_queries, top1_scores  # noqa: E402
 from indexer.config import load_settings  # noqa: E402
 from indexer.store import open_store  # noqa: E402
 from search.config import SearchConfig  # noqa: E402
@@ -61,27 +60,18 @@ def run_system(engine: SearchEngine, queries, mode: str, k: int) -> tuple[dict, 
     return run, latencies
 
 
-# What shoppers type that is shorter than a title: the floor must not cut these.
-SHORT_QUERIES = ("shirt", "watch", "jeans", "kurta", "saree", "sunglasses", "perfume", "socks", "handbag", "wallet",
-                 "sandals", "heels", "backpack", "belt", "cap", "red dress", "black shoes", "blue jeans",
-                 "white sneakers", "leather belt", "floral top", "sports shoes", "formal shirt", "gold earrings",
-                 "men watch", "women handbag", "kids tshirt", "striped shirt", "denim jacket", "running shoes",
-                 "green kurta", "pink top", "casual shoes", "analog watch", "silver ring", "lipstick", "deodorant",
-                 "track pants", "flip flops", "scarf")
-
-
 def score_floor_report(engine: SearchEngine, titles: list[str], n: int = 100, seed: int = 0) -> dict:
-    """Top-1 cosine of real queries (titles, short shopper phrases) and of random-letter nonsense, per kind."""
-    rng = random.Random(seed)
-    nonsense = [" ".join("".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(4, 9)))
-                         for _ in range(rng.randint(1, 3))) for _ in range(n)]
+    """Top-1 cosine of real queries (titles, short shopper phrases) and of random-letter nonsense per kind, beside
+    the floor the index version measured for itself (indexer.calibration)."""
     enc, version = engine.encoder(), engine.state().version
     out = {}
     for kind in ("text", "fused", "image"):
         row = {}
-        for name, texts in (("real", titles[:n]), ("short", list(SHORT_QUERIES)), ("nonsense", nonsense)):
-            scores, _ = version.index(kind).search(enc.encode_texts(texts), 1)
-            row[name] = {f"p{p}": round(float(np.percentile(scores[:, 0], p)), 3) for p in (10, 50, 90)}
+        for name, texts in (("real", titles[:n]), ("short", list(SHOPPER_PHRASES)),
+                            ("nonsense", nonsense_queries(n, seed + 1))):
+            scores = top1_scores(version.index(kind), enc.encode_texts(texts))
+            row[name] = {f"p{p}": round(float(np.percentile(scores, p)), 3) for p in (10, 50, 90)}
+        row["floor"] = engine.config.text_floor(kind, version.manifest.get("score_floors", {}))
         out[kind] = row
     return out
 
@@ -138,7 +128,7 @@ def main() -> None:
     report["score_floor"] = score_floor_report(probe, titles)
     print("\ntop-1 cosine, titles and short shopper phrases vs nonsense (p10/p50/p90):")
     for kind, row in report["score_floor"].items():
-        print(f"  {kind:<6} titles {row['real']}  short {row['short']}  nonsense {row['nonsense']}")
+        print(f"  {kind:<6} titles {row['real']}  short {row['short']}  nonsense {row['nonsense']}  floor {row['floor']}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
     print(f"\nwrote {args.out}")

@@ -105,7 +105,7 @@ def index_status(settings: Settings) -> dict:
         index = {"version": name, "vectors": m["count"], "type": m["kinds"]["fused"]["type"], "model": m["model"],
                  "dim": m["dim"], "recall_at_10_vs_exact": {k: v["recall_at_10_vs_exact"]
                                                             for k, v in m["kinds"].items()},
-                 "previous": m.get("previous")}
+                 "score_floors": m.get("score_floors"), "previous": m.get("previous")}
     return {"products": products, "index": index}
 
 

@@ -83,6 +83,23 @@ def load_encoder(spec: str | None = None, *, cache_dir: Path | None = None) -> E
     return _load_cached(spec, Path(cache_dir) if cache_dir else default_cache_dir())
 
 
+def load_version_encoder(manifest: dict, *, default_spec: str | None = None,
+                         cache_dir: Path | None = None) -> Encoder:
+    """The encoder an index version (its manifest) was built with; refuses another model.
+
+    Query vectors from other weights than the index's are meaningless (or of another size), so a mismatch
+    is an error that says what to do, not a search that quietly returns noise.
+    """
+    built_with = manifest.get("model") or default_spec
+    enc = load_encoder(built_with, cache_dir=cache_dir)
+    if enc.name != built_with or (manifest.get("dim") and enc.dim != manifest["dim"]):
+        raise WeightsUnavailable(
+            f"index version {manifest.get('name')} was built with model {built_with} "
+            f"(dim {manifest.get('dim')}) but this installation loads {enc.name} (dim {enc.dim})",
+            hint="Re-run `shoplens index CATALOG` to rebuild the vectors with the installed model.")
+    return enc
+
+
 @lru_cache(maxsize=4)
 def _load_cached(spec: str, cache_dir: Path) -> Encoder:
     base = spec.split("@", 1)[0]

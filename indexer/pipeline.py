@@ -24,13 +24,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 from tqdm import tqdm
 
+from indexer.calibration import score_floors
 from indexer.catalog import CatalogRow, RowError, parse_mapping, read_catalog, sha256_text
 from indexer.config import Settings
 from indexer.errors import BadImage, BadInput, ConfigError
@@ -40,6 +41,9 @@ from indexer.store import (CopyVersion, Embedding, IndexVersion, IngestRun, Prod
                            Store, open_store, utcnow)
 from indexer.vectors import (KINDS, build_index, choose_index_type, current_version, fuse_vectors,
                              publish_version, read_manifest, recall_at_k, version_names, write_index)
+
+if TYPE_CHECKING:
+    from indexer.encoder import Encoder
 
 log = logging.getLogger(__name__)
 
@@ -370,16 +374,17 @@ def record_version(session: Session, manifest: dict) -> None:
     row.status = "published"
 
 
-def publish_from_store(store: Store, index_dir: Path, model: str, dim: int, memory_budget_mb: int,
+def publish_from_store(store: Store, index_dir: Path, encoder: Encoder, memory_budget_mb: int,
                        *, force: bool = False) -> tuple[str, dict, bool]:
-    """Build and publish a version from the database unless the current one was built from the same content;
-    returns (name, manifest, published)."""
+    """Build and publish a version of `encoder`'s vectors from the database unless the current one was built from
+    the same content (and has its score floors); returns (name, manifest, published)."""
+    model, dim = encoder.name, encoder.dim
     with store.session() as s:
         fingerprint = _fingerprint(s, model)
         name = current_version(index_dir)
         if name and not force:
             manifest = read_manifest(index_dir, name)
-            if manifest.get("fingerprint") == fingerprint:
+            if manifest.get("fingerprint") == fingerprint and "score_floors" in manifest:
                 record_version(s, manifest)
                 return name, manifest, False
         keys, matrices = _load_vectors(s, model, dim)
@@ -388,9 +393,9 @@ def publish_from_store(store: Store, index_dir: Path, model: str, dim: int, memo
     def write(staging: Path) -> dict:
         started = time.monotonic()
         plan = choose_index_type(len(keys), dim, memory_budget_mb * (1 << 20) // len(KINDS))
-        kinds = {}
+        kinds, indexes = {}, {}
         for kind in KINDS:
-            index = build_index(matrices[kind], keys, plan)
+            indexes[kind] = index = build_index(matrices[kind], keys, plan)
             write_index(index, staging / f"{kind}.faiss")
             # An exact index is its own ground truth; approximate ones are measured against exact search.
             recall = 1.0 if plan.type == "flat" else round(recall_at_k(index, matrices[kind], keys), 4)
@@ -398,6 +403,7 @@ def publish_from_store(store: Store, index_dir: Path, model: str, dim: int, memo
                            "recall_at_10_vs_exact": recall}
         lexical = build_lexical(lex_keys, documents, staging / "lexical")
         return {"model": model, "dim": dim, "count": int(len(keys)), "kinds": kinds, "lexical": "lexical/",
+                "score_floors": score_floors(encoder.encode_texts, indexes),
                 "lexical_documents": lexical["documents"], "plan": plan.reason, "fingerprint": fingerprint,
                 "seconds": round(time.monotonic() - started, 2)}
 
@@ -435,8 +441,8 @@ def run_index(settings: Settings, options: IndexOptions) -> RunSummary:
             indexer.ingest()
             if options.prune:
                 indexer.prune()
-            name, manifest, published = publish_from_store(store, settings.index_dir, indexer.encoder.name,
-                                                           indexer.encoder.dim, settings.index_memory_budget_mb)
+            name, manifest, published = publish_from_store(store, settings.index_dir, indexer.encoder,
+                                                           settings.index_memory_budget_mb)
             drop_stale_embeddings(store, settings.index_dir)
         except BaseException:
             indexer.finish("failed", started)

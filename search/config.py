@@ -15,6 +15,9 @@ from search.fusion import parse_hybrid
 
 KINDS = ("image", "text", "fused")
 MODES = ("hybrid", "lexical", *KINDS)
+# Text-query floors per vector kind for index versions published before versions measured their own: the values
+# measured on the 44,441-product Myntra index (bench/RESULTS.md), where they sat at the nonsense p90.
+UNCALIBRATED_FLOORS = {"text": 0.45, "fused": 0.41, "image": 0.27}
 
 
 @dataclass(frozen=True)
@@ -27,9 +30,11 @@ class SearchConfig:
     image_kind: str = "image"       # product vectors a photo (or photo + text) query is compared with
     similar_kind: str = "fused"     # product vectors "more like this" compares
     candidates: int = 400           # hits taken from each ranker; facets count over what survives of them
-    min_text_score: float = 0.45    # cosine floor for vector hits of a text query on text vectors (lexical hits pass)
-    min_fused_score: float = 0.41   # the same floor on fused product vectors
-    min_cross_score: float = 0.27   # the same floor when a text query is compared with image vectors
+    # Cosine floors for vector hits of a text query (lexical hits pass) on text, fused and image vectors. None:
+    # the floor the index version measured for itself (indexer.calibration), or UNCALIBRATED_FLOORS without one.
+    min_text_score: float | None = None
+    min_fused_score: float | None = None
+    min_cross_score: float | None = None
     min_image_score: float = 0.35   # cosine floor for photo and similar-product hits
     vector_margin: float = 0.2      # text: vector hits this far below the best one are left out of the matching set
     image_weight: float = 0.6       # photo's share of a photo + text query (text gets the rest)
@@ -67,8 +72,20 @@ class SearchConfig:
             values[name] = _coerce(name, typ, raw)
         return replace(cls(), **values)
 
+    def text_floor(self, kind: str, measured: dict[str, float]) -> float:
+        """The floor for a text query's hits on `kind` vectors: the configured one, else the index version's
+        `measured` floor (its manifest's `score_floors`), else the uncalibrated default."""
+        configured = {"text": self.min_text_score, "fused": self.min_fused_score, "image": self.min_cross_score}[kind]
+        if configured is not None:
+            return configured
+        return measured.get(kind, UNCALIBRATED_FLOORS[kind])
+
 
 def _coerce(name: str, typ: str, raw):
+    if typ.endswith(" | None"):
+        if raw is None or str(raw).strip().lower() in ("", "none", "auto"):
+            return None
+        typ = typ.removesuffix(" | None")
     try:
         if typ == "bool":
             return raw if isinstance(raw, bool) else str(raw).strip().lower() in ("1", "true", "yes", "on")

@@ -22,7 +22,7 @@ from PIL import Image
 from sqlalchemy import select
 
 from indexer.config import Settings
-from indexer.errors import BadInput, NotFound, WeightsUnavailable
+from indexer.errors import BadInput, NotFound
 from indexer.store import CopyVersion, Embedding, Product, ProductImage, Store, open_store
 from indexer.vectors import IndexReader, LoadedVersion
 from search.config import SearchConfig
@@ -88,22 +88,11 @@ class SearchEngine:
         return state
 
     def encoder(self):
-        """The encoder the current index was built with (loaded once per process); refuses another model.
+        """The encoder the current index was built with (loaded once per process); see `load_version_encoder`."""
+        from indexer.encoder import load_version_encoder
 
-        Query vectors from other weights than the index's are meaningless (or of another size), so a mismatch
-        is a 503 that says what to do, not a search that quietly returns noise.
-        """
-        from indexer.encoder import load_encoder
-
-        manifest = self.state().version.manifest
-        built_with = manifest.get("model") or self.settings.model_spec
-        enc = load_encoder(built_with, cache_dir=self.settings.cache_dir)
-        if enc.name != built_with or (manifest.get("dim") and enc.dim != manifest["dim"]):
-            raise WeightsUnavailable(
-                f"index version {self.state().version.name} was built with model {built_with} "
-                f"(dim {manifest.get('dim')}) but this installation loads {enc.name} (dim {enc.dim})",
-                hint="Re-run `shoplens index CATALOG` to rebuild the vectors with the installed model.")
-        return enc
+        return load_version_encoder(self.state().version.manifest, default_spec=self.settings.model_spec,
+                                    cache_dir=self.settings.cache_dir)
 
     def warm_up(self) -> str:
         """Load the index, the product facts and the model, and run one query; returns the index version."""
@@ -158,8 +147,7 @@ class SearchEngine:
                 vec = self._text_vector(text, negative)
             with timer.stage("vector_search"):
                 vector = self._vector_search(state, kind, vec, allowed)
-            floor = {"image": cfg.min_cross_score, "fused": cfg.min_fused_score}.get(kind, cfg.min_text_score)
-            vector = self._floor(vector, floor, cfg.vector_margin)
+            vector = self._floor(vector, self._text_floor(state, kind), cfg.vector_margin)
         if negative:
             with timer.stage("lexical"):
                 avoid = self._avoid(state, negative)
@@ -209,7 +197,9 @@ class SearchEngine:
                 text_sims = self._similarities(state, "text", text_vec, keys)
                 ranking = sorted(((k, w * photo_sims[k] + (1.0 - w) * text_sims[k]) for k in keys
                                   if k in photo_sims and k in text_sims), key=lambda kv: -kv[1])
-        floor = cfg.min_image_score if text_vec is None else (w * cfg.min_image_score + (1 - w) * cfg.min_text_score)
+        floor = cfg.min_image_score
+        if text_vec is not None:
+            floor = w * cfg.min_image_score + (1 - w) * self._text_floor(state, "text")
         ranking = self._floor(ranking, floor)
         if negative:
             with timer.stage("lexical"):
@@ -237,6 +227,9 @@ class SearchEngine:
         return self._floor([(key, s) for key, s in ranking if key != facts.key], self.config.min_image_score)
 
     # --- building blocks -----------------------------------------------------------------------------------
+    def _text_floor(self, state: _State, kind: str) -> float:
+        return self.config.text_floor(kind, state.version.manifest.get("score_floors", {}))
+
     @staticmethod
     def _floor(ranking: Ranking, min_score: float, margin: float | None = None) -> Ranking:
         """Hits at or above the absolute floor and, for text, within `margin` of the best hit (a nonsense query
@@ -355,7 +348,8 @@ class SearchEngine:
         return {"products": len(state.table),
                 "index": {"version": state.version.name, "vectors": manifest.get("count"),
                           "type": first.get("type"), "model": manifest.get("model"), "kinds": sorted(kinds)},
-                "search": {"hybrid": self.config.hybrid, "text_mode": self.config.text_mode}}
+                "search": {"hybrid": self.config.hybrid, "text_mode": self.config.text_mode,
+                           "text_score_floors": {kind: self._text_floor(state, kind) for kind in sorted(kinds)}}}
 
 
 @lru_cache(maxsize=4096)

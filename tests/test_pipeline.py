@@ -63,6 +63,8 @@ def test_incremental_reruns_prune_and_rollback(tmp_path):
     assert status["products"] == 40
     assert status["index"]["version"] == "v000001" and status["index"]["vectors"] == 40
     assert status["index"]["type"] == "flat" and status["index"]["recall_at_10_vs_exact"]["fused"] == 1.0
+    assert set(status["index"]["score_floors"]) == {"image", "text", "fused"}
+    assert all(0 < f < 1 for f in status["index"]["score_floors"].values())
     store = open_store(load_settings(home=home).db_url)
     with store.session() as s:
         keys = {p.id: p.key for p in s.scalars(select(Product))}
@@ -166,6 +168,13 @@ def test_grocery_catalog_indexes_into_the_database(db_url, tmp_path):  # noqa: F
     assert hits and hits[0][0] in juice_keys
     rerun = run_index(settings, options)
     assert (rerun.unchanged, rerun.published) == (81, False)  # nothing re-embedded, no new version
+    manifest_path = settings.index_dir / version.name / "manifest.json"  # as if published before score floors
+    manifest = json.loads(manifest_path.read_text())
+    floors = manifest.pop("score_floors")
+    manifest_path.write_text(json.dumps(manifest))
+    healed = run_index(settings, options)
+    assert (healed.unchanged, healed.published) == (81, True)
+    assert IndexReader(settings.index_dir).current().manifest["score_floors"] == floors  # same vectors, same floors
 
     with store.session() as s:  # approved copy is searchable after the next run; drafts are not
         s.add(CopyVersion(product_id="0", version=1, text="Crunchy orchard zingberry apple", model="t", prompt="p",

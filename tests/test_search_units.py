@@ -4,8 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from indexer.config import load_settings
 from indexer.errors import BadInput, ConfigError
-from search.config import SearchConfig
+from search.config import UNCALIBRATED_FLOORS, SearchConfig
 from search.dedupe import collapse
 from search.filters import Filters, category_matches
 from search.fusion import blend, fuse, parse_hybrid, rrf
@@ -50,6 +51,21 @@ def test_hybrid_spec_parsing():
             parse_hybrid(bad)
     with pytest.raises(ConfigError):
         SearchConfig(hybrid="magic")
+
+
+def test_text_floor_is_configured_else_measured_else_the_uncalibrated_default(monkeypatch, tmp_path):
+    measured = {"text": 0.3, "fused": 0.25}
+    assert SearchConfig().text_floor("fused", measured) == 0.25
+    assert SearchConfig().text_floor("image", measured) == UNCALIBRATED_FLOORS["image"]  # a version without one
+    assert SearchConfig(min_fused_score=0.5).text_floor("fused", measured) == 0.5
+    settings = load_settings(home=tmp_path)
+    monkeypatch.setenv("SHOPLENS_SEARCH_MIN_TEXT_SCORE", "0.4")
+    monkeypatch.setenv("SHOPLENS_SEARCH_MIN_CROSS_SCORE", "auto")
+    cfg = SearchConfig.from_settings(settings)
+    assert (cfg.min_text_score, cfg.min_cross_score) == (0.4, None)
+    monkeypatch.setenv("SHOPLENS_SEARCH_MIN_TEXT_SCORE", "high")
+    with pytest.raises(ConfigError, match="min_text_score"):
+        SearchConfig.from_settings(settings)
 
 
 def test_filters_parse_aliases_and_reject_bad_values():

@@ -16,6 +16,7 @@ from indexer.store import open_store
 
 def publish_approved_copy(settings: Settings) -> tuple[str, bool]:
     """(version name, whether a new version was published) after folding approved copy into the index."""
+    from indexer.encoder import load_version_encoder
     from indexer.pipeline import publish_from_store, run_lock
     from indexer.vectors import current_version, read_manifest
 
@@ -25,8 +26,8 @@ def publish_approved_copy(settings: Settings) -> tuple[str, bool]:
     manifest = read_manifest(settings.index_dir, name)
     with run_lock(settings.home):
         store = open_store(settings.db_url)
-        name, _, published = publish_from_store(store, settings.index_dir, manifest["model"], manifest["dim"],
-                                                settings.index_memory_budget_mb)
+        encoder = load_version_encoder(manifest, cache_dir=settings.cache_dir)
+        name, _, published = publish_from_store(store, settings.index_dir, encoder, settings.index_memory_budget_mb)
     return name, published
 
 

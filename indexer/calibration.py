@@ -1,0 +1,54 @@
+"""Score floors measured per index version: how well a query that means nothing matches this catalog.
+
+A cosine floor keeps nonsense queries from returning random products, but no constant fits every catalog: the best
+match of any query, sensible or not, scores higher the more products there are (on the 44,441-product Myntra index
+random strings reach 0.39 on fused vectors at p90, on a 2,500-product one 0.35, where "red dress" tops out at 0.38).
+So each published version records, per vector kind, the given percentile of the top-1 cosine of random-letter
+strings against its own vectors, and search uses that as its floor.
+"""
+from __future__ import annotations
+
+import random
+import string
+from typing import Callable, Mapping
+
+import faiss
+import numpy as np
+
+NONSENSE_QUERIES = 200
+FLOOR_PERCENTILE = 90
+# What shoppers type that is shorter than a title: the phrases a floor must not cut (bench/hybrid.py and the tests
+# check floors against them; they score lower than titles do).
+SHOPPER_PHRASES = ("shirt", "watch", "jeans", "kurta", "saree", "sunglasses", "perfume", "socks", "handbag", "wallet",
+                   "sandals", "heels", "backpack", "belt", "cap", "red dress", "black shoes", "blue jeans",
+                   "white sneakers", "leather belt", "floral top", "sports shoes", "formal shirt", "gold earrings",
+                   "men watch", "women handbag", "kids tshirt", "striped shirt", "denim jacket", "running shoes",
+                   "green kurta", "pink top", "casual shoes", "analog watch", "silver ring", "lipstick", "deodorant",
+                   "track pants", "flip flops", "scarf")
+
+
+def nonsense_queries(n: int = NONSENSE_QUERIES, seed: int = 0) -> list[str]:
+    """`n` strings of one to three random-letter words (4-9 letters): queries no catalog should answer."""
+    rng = random.Random(seed)
+    return [" ".join("".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(4, 9)))
+                     for _ in range(rng.randint(1, 3))) for _ in range(n)]
+
+
+def top1_scores(index: faiss.Index, queries: np.ndarray) -> np.ndarray:
+    """The best cosine each query vector reaches in `index` (empty when the index is)."""
+    if index.ntotal == 0:
+        return np.zeros(0, dtype=np.float32)
+    scores, _ = index.search(np.ascontiguousarray(queries, dtype=np.float32), 1)
+    return scores[:, 0]
+
+
+def score_floors(encode_texts: Callable[[list[str]], np.ndarray], indexes: Mapping[str, faiss.Index],
+                 percentile: float = FLOOR_PERCENTILE, n: int = NONSENSE_QUERIES) -> dict[str, float]:
+    """Per kind, the `percentile` of nonsense queries' top-1 cosine against that kind's index (rounded)."""
+    queries = encode_texts(nonsense_queries(n))
+    floors = {}
+    for kind, index in indexes.items():
+        scores = top1_scores(index, queries)
+        if len(scores):
+            floors[kind] = round(float(np.percentile(scores, percentile)), 4)
+    return floors
