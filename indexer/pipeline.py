@@ -38,7 +38,7 @@ from indexer.errors import BadImage, BadInput, ConfigError
 from indexer.images import ImageInfo, ImageResolver, decode_image
 from indexer.lexical import build_lexical, product_document
 from indexer.store import (CopyVersion, Embedding, IndexVersion, IngestRun, Product, ProductImage, RowOutcome,
-                           Store, open_store, utcnow)
+                           Store, open_store, upsert, utcnow)
 from indexer.vectors import (KINDS, build_index, choose_index_type, current_version, fuse_vectors,
                              publish_version, read_manifest, recall_at_k, version_names, write_index)
 
@@ -207,8 +207,14 @@ class Indexer:
         stored = self._stored_vectors(session, changed_ids, image_vecs, text_vecs)
         ids = [p.row.id for p in good]
         products = {p.id: p for p in session.scalars(select(Product).where(Product.id.in_(ids)))} if ids else {}
+        images: list[dict] = []
+        embeddings: list[dict] = []
         for p in good:
-            outcomes.append(self._write_row(session, products.get(p.row.id), p, image_vecs, text_vecs, stored))
+            outcomes.append(self._write_row(session, products.get(p.row.id), p, image_vecs, text_vecs, stored,
+                                            images, embeddings))
+        session.flush()  # product rows exist before their images and embeddings (foreign keys)
+        upsert(session, ProductImage, images)
+        upsert(session, Embedding, embeddings)
         for o in outcomes:
             setattr(self.summary, o["outcome"], getattr(self.summary, o["outcome"]) + 1)
         session.execute(RowOutcome.__table__.insert(), [{**o, "run_id": self.summary.run_id} for o in outcomes])
@@ -234,7 +240,9 @@ class Indexer:
         return {(pid, kind): np.frombuffer(vec, dtype=np.float32) for pid, kind, vec in rows}
 
     def _write_row(self, session: Session, product: Product | None, p: Prepared, image_vecs: dict,
-                   text_vecs: dict, stored: dict) -> dict:
+                   text_vecs: dict, stored: dict, images: list[dict], embeddings: list[dict]) -> dict:
+        """Create or update the product row; append its image facts and vectors to `images` and `embeddings`
+        (written for the whole batch at once); returns the row's outcome."""
         row, name = p.row, self.encoder.name
         is_new = product is None or product.status != "active"
         text_hash, meta_hash = row.text_hash(), row.meta_hash()
@@ -250,19 +258,18 @@ class Indexer:
             product.image_ref, product.text_hash, product.image_hash = p.image_ref, text_hash, p.image_hash
             product.meta_hash, product.status, product.updated_at = meta_hash, "active", utcnow()
         if p.info is not None:
-            session.merge(ProductImage(product_id=row.id, ref=p.image_ref, sha256=p.info.sha256,
-                                       format=p.info.format, width=p.info.width, height=p.info.height,
-                                       n_bytes=p.info.n_bytes))
+            images.append({"product_id": row.id, "ref": p.image_ref, "sha256": p.info.sha256,
+                           "format": p.info.format, "width": p.info.width, "height": p.info.height,
+                           "n_bytes": p.info.n_bytes})
         reencoded = row.id in image_vecs or row.id in text_vecs
         if reencoded:
             image = image_vecs.get(row.id, stored.get((row.id, "image")))
             text = text_vecs.get(row.id, stored.get((row.id, "text")))
             fused = fuse_vectors(image[None, :], text[None, :])[0]
-            session.flush()  # the product row must exist before its embeddings (foreign key)
             for kind, vec, source in (("image", image, p.image_hash), ("text", text, text_hash),
                                       ("fused", fused, fused_source(p.image_hash, text_hash))):
-                session.merge(Embedding(product_id=row.id, model=name, kind=kind, source_hash=source,
-                                        vector=np.asarray(vec, dtype=np.float32).tobytes()))
+                embeddings.append({"product_id": row.id, "model": name, "kind": kind, "source_hash": source,
+                                   "vector": np.asarray(vec, dtype=np.float32).tobytes()})
         outcome = "indexed" if is_new else ("updated" if (meta_changed or reencoded) else "unchanged")
         return {"row_number": row.row_number, "product_id": row.id, "outcome": outcome, "reason": None}
 
