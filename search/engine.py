@@ -175,9 +175,11 @@ class SearchEngine:
 
     def _photo(self, state: _State, image: Image.Image, text: str, negative: str, weight: float | None,
                allowed, timer: _Timer) -> Ranking:
-        """A photo alone: nearest product photos. With text ("like this, but in blue"): late fusion, each
-        candidate scored w * cos(photo, product photo) + (1 - w) * cos(text, product text), so the text speaks
-        to product texts (where it is understood best) and the photo to product photos."""
+        """A photo alone: nearest product photos above the photo floor. With text ("like this, but in blue"): late
+        fusion, each candidate scored w * cos(photo, product photo) + (1 - w) * cos(text, product text), so the text
+        speaks to product texts (where it is understood best) and the photo to product photos. A hit must match
+        the photo or the words on its own (each part above its floor); the blend only orders them. (A floor on the
+        blended score would ask a one-word text to match as well as a whole title does, and drop look-alikes.)"""
         cfg = self.config
         w = cfg.image_weight if weight is None else weight
         if not 0.0 <= w <= 1.0:
@@ -189,18 +191,17 @@ class SearchEngine:
         with timer.stage("vector_search"):
             by_photo = self._vector_search(state, cfg.image_kind, photo_vec, allowed)
             if text_vec is None:
-                ranking = by_photo
+                ranking = self._floor(by_photo, cfg.min_image_score)
             else:
                 by_text = self._vector_search(state, "text", text_vec, allowed)
                 keys = list(dict.fromkeys([k for k, _ in by_photo] + [k for k, _ in by_text]))
                 photo_sims = self._similarities(state, cfg.image_kind, photo_vec, keys)
                 text_sims = self._similarities(state, "text", text_vec, keys)
+                text_floor = self._text_floor(state, "text")
                 ranking = sorted(((k, w * photo_sims[k] + (1.0 - w) * text_sims[k]) for k in keys
-                                  if k in photo_sims and k in text_sims), key=lambda kv: -kv[1])
-        floor = cfg.min_image_score
-        if text_vec is not None:
-            floor = w * cfg.min_image_score + (1 - w) * self._text_floor(state, "text")
-        ranking = self._floor(ranking, floor)
+                                  if k in photo_sims and k in text_sims
+                                  and (photo_sims[k] >= cfg.min_image_score or text_sims[k] >= text_floor)),
+                                 key=lambda kv: -kv[1])
         if negative:
             with timer.stage("lexical"):
                 avoid = self._avoid(state, negative)
