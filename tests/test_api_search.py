@@ -122,6 +122,21 @@ def test_photo_search_finds_the_grocery_product(client):
     assert sum(i in grocery_ids for i in ids[:5]) >= 4  # a photo of fruit finds groceries, not fashion
 
 
+def test_in_store_photos_keep_their_product_above_the_photo_floor(client):
+    """The photo floor must not cut the product a shopper photographed: in-store photos score lower against the
+    catalogue shot than look-alikes of a catalogue photo do."""
+    import csv
+
+    with open(GROCERY / "photo_queries.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    found = 0
+    for row in rows:
+        data = {"image": (io.BytesIO((GROCERY / row["query_image_path"]).read_bytes()), "p.jpg"), "k": "50"}
+        body = client.post("/api/v1/search", data=data, content_type="multipart/form-data").get_json()
+        found += row["relevant_product_id"] in {h["id"] for h in body["results"]}
+    assert found >= 0.88 * len(rows)
+
+
 def test_photo_plus_text_moves_towards_the_text(client):
     photo = next((MYNTRA / "images_hr").glob("*.jpg")).read_bytes()
     def search(text: str, weight: str) -> dict:
