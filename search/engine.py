@@ -275,8 +275,9 @@ class SearchEngine:
         index = state.version.index(kind)
         out: dict[int, np.ndarray] = {}
         try:
-            for key in keys:
-                out[key] = index.reconstruct(int(key))
+            if len(keys):
+                vecs = index.reconstruct_batch(np.asarray(keys, dtype=np.int64))
+                out = {int(key): vec for key, vec in zip(keys, vecs)}
             return out
         except RuntimeError:  # IVF-PQ without a direct map, or a key missing from this version
             pass
