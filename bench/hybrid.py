@@ -64,6 +64,7 @@ def score_floor_report(engine: SearchEngine, titles: list[str], n: int = 100, se
     """Top-1 cosine of real queries (titles, short shopper phrases) and of random-letter nonsense per kind, beside
     the floor the index version measured for itself (indexer.calibration)."""
     enc, version = engine.encoder(), engine.state().version
+    floors = engine.status()["search"]["text_score_floors"]
     out = {}
     for kind in ("text", "fused", "image"):
         row = {}
@@ -71,7 +72,7 @@ def score_floor_report(engine: SearchEngine, titles: list[str], n: int = 100, se
                             ("nonsense", nonsense_queries(n, seed + 1))):
             scores = top1_scores(version.index(kind), enc.encode_texts(texts))
             row[name] = {f"p{p}": round(float(np.percentile(scores, p)), 3) for p in (10, 50, 90)}
-        row["floor"] = engine.config.text_floor(kind, version.manifest.get("score_floors", {}))
+        row["floor"] = floors[kind]
         out[kind] = row
     return out
 

@@ -273,12 +273,9 @@ class SearchEngine:
         if kind not in state.version.manifest["kinds"]:
             return {}
         index = state.version.index(kind)
-        out: dict[int, np.ndarray] = {}
         try:
-            if len(keys):
-                vecs = index.reconstruct_batch(np.asarray(keys, dtype=np.int64))
-                out = {int(key): vec for key, vec in zip(keys, vecs)}
-            return out
+            vecs = index.reconstruct_batch(np.asarray(keys, dtype=np.int64)) if len(keys) else []
+            return {int(key): vec for key, vec in zip(keys, vecs)}
         except RuntimeError:  # IVF-PQ without a direct map, or a key missing from this version
             pass
         by_key = {state.table.by_key[k].id: k for k in keys if k in state.table.by_key}

@@ -45,6 +45,12 @@ def myntra_rows(n: int, *, with_hr: int | None = None) -> tuple[list[dict], list
     return rows, fields
 
 
+def grocery_photo_queries() -> list[dict]:
+    """The grocery catalog's in-store photo queries: query_image_path (under GROCERY), relevant_product_id, ..."""
+    with open(GROCERY / "photo_queries.csv", newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
 def png_header_only(width: int, height: int) -> bytes:
     """A PNG whose header claims width x height but whose data is a few bytes: a decompression bomb's shape."""
     def chunk(kind: bytes, data: bytes) -> bytes:

@@ -8,7 +8,7 @@ import zlib
 
 import pytest
 
-from indexer_data import GROCERY, MYNTRA
+from indexer_data import GROCERY, MYNTRA, grocery_photo_queries
 from search_index import real_home
 
 
@@ -26,10 +26,7 @@ def client(app):
 
 def first_photo_query() -> tuple[bytes, str]:
     """An in-store grocery photo and the id of the product it shows."""
-    import csv
-
-    with open(GROCERY / "photo_queries.csv", newline="") as fh:
-        row = next(csv.DictReader(fh))
+    row = grocery_photo_queries()[0]
     return (GROCERY / row["query_image_path"]).read_bytes(), row["relevant_product_id"]
 
 
@@ -125,10 +122,7 @@ def test_photo_search_finds_the_grocery_product(client):
 def test_in_store_photos_keep_their_product_above_the_photo_floor(client):
     """The photo floor must not cut the product a shopper photographed: in-store photos score lower against the
     catalogue shot than look-alikes of a catalogue photo do."""
-    import csv
-
-    with open(GROCERY / "photo_queries.csv", newline="") as fh:
-        rows = list(csv.DictReader(fh))
+    rows = grocery_photo_queries()
     found = 0
     for row in rows:
         data = {"image": (io.BytesIO((GROCERY / row["query_image_path"]).read_bytes()), "p.jpg"), "k": "50"}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,10 +14,8 @@ from PIL import Image
 from indexer.encoder import load_encoder
 from indexer.errors import WeightsUnavailable
 from indexer.model_registry import package_dir
+from indexer_data import GROCERY, MYNTRA, grocery_photo_queries
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
-MYNTRA = DATA / "myntra_fashion"
-GROCERY = DATA / "grocery_store"
 HUB_SPEC = "ViT-B-32:laion2b_s34b_b79k"
 
 pytestmark = pytest.mark.skipif(not MYNTRA.is_dir(), reason="needs ../shared/datasets")
@@ -110,8 +107,7 @@ def test_a_title_retrieves_its_own_image_among_distinct_products(lite, myntra_ro
 def test_a_grocery_photo_retrieves_its_product(lite):
     with (GROCERY / "products.csv").open(encoding="utf-8") as f:
         products = list(csv.DictReader(f))
-    with (GROCERY / "photo_queries.csv").open(encoding="utf-8") as f:
-        photos = list(csv.DictReader(f))[::15]  # 20 photos spread over the products
+    photos = grocery_photo_queries()[::15]  # 20 photos spread over the products
     catalog = lite.encode_images([Image.open(GROCERY / p["iconic_image_path"]) for p in products])
     queries = lite.encode_images([Image.open(GROCERY / q["query_image_path"]) for q in photos])
     ids = [p["product_id"] for p in products]

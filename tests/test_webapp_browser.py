@@ -3,14 +3,13 @@ real index. Screenshots go to test-artifacts/ for people to look at."""
 from __future__ import annotations
 
 import base64
-import csv
 import re
 import threading
 from pathlib import Path
 
 import pytest
 
-from indexer_data import GROCERY
+from indexer_data import GROCERY, grocery_photo_queries
 from search_index import real_home
 
 pytestmark = pytest.mark.browser
@@ -66,8 +65,7 @@ def total(page) -> int:
 
 
 def grocery_photo() -> Path:
-    with open(GROCERY / "photo_queries.csv", newline="") as fh:
-        return GROCERY / next(csv.DictReader(fh))["query_image_path"]
+    return GROCERY / grocery_photo_queries()[0]["query_image_path"]
 
 
 def test_type_a_query_see_suggestions_and_results(page):
