@@ -43,7 +43,7 @@ test-fast: install
 # this machine the first time, then they are cached; training takes ~5 min). MODEL_ARGS passes other options.
 MODEL_ARGS ?=
 model: install
-	$(BIN)/shoplens train-model --catalog $(SHARED)/datasets/myntra_fashion/products.csv --out indexer/weights $(MODEL_ARGS)
+	$(BIN)/shoplens train-model --catalog $(SHARED)/datasets/myntra_fashion/products.csv --out indexer/model/weights $(MODEL_ARGS)
 
 bench: install
 	$(BIN)/python bench/encode.py

@@ -45,7 +45,7 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help="write the table into bench/RESULTS.md")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from indexer.encoder import FORWARD_BATCH, load_encoder
+    from indexer.model.encoder import FORWARD_BATCH, load_encoder
 
     enc = load_encoder(args.model)
     with (MYNTRA / "products.csv").open(encoding="utf-8") as f:

@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 from indexer.calibration import SHOPPER_PHRASES, nonsense_queries, top1_scores  # noqa: E402
 from indexer.config import load_settings  # noqa: E402
 from indexer.store import open_store  # noqa: E402
-from search.config import SearchConfig  # noqa: E402
+from indexer.config import SearchSettings  # noqa: E402
 from search.engine import SearchEngine  # noqa: E402
 from search.evaluation.builders import attribute_queries, read_catalog_rows, title_queries  # noqa: E402
 from search.evaluation.metrics import mean_scores, paired_test, per_query_scores  # noqa: E402
@@ -39,7 +39,7 @@ MYNTRA_MAP = ["image=image_hr,thumbs_60x80.zip#{thumb_60x80}", "title=title,{bra
 METRICS = ("ndcg@10", "recall@10", "mrr@10", "recall@50")
 
 
-def systems(base: SearchConfig) -> dict[str, tuple[SearchConfig, str]]:
+def systems(base: SearchSettings) -> dict[str, tuple[SearchSettings, str]]:
     """name -> (config, text mode) of every system compared."""
     out = {"lexical": (base, "lexical")}
     for kind in ("text", "fused", "image"):
@@ -91,7 +91,7 @@ def main() -> None:
 
     settings = load_settings(home=args.home)
     store = open_store(settings.db_url)
-    base = SearchConfig.from_settings(settings)
+    base = settings.search
     probe = SearchEngine(settings, base, store=store)
     indexed = set(probe.state().table.by_id)
     rows = [r for r in read_catalog_rows(args.catalog, args.mapping or MYNTRA_MAP) if r["id"] in indexed]

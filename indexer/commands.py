@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 from sqlalchemy import func, select
 
-from indexer.config import Settings
+from indexer.config import Settings, settings_of
 from indexer.errors import BadInput
 from indexer.store import IngestRun, Product, RowOutcome, open_store
 from indexer.vectors import current_version, read_manifest
@@ -20,10 +20,6 @@ log = logging.getLogger(__name__)
 
 EXIT_ROWS_REJECTED = 3
 
-
-def _settings(ctx: click.Context) -> Settings:
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # migration plugin chatter on every store open
-    return ctx.find_root().obj
 
 
 def _rollback(settings: Settings) -> None:
@@ -75,7 +71,7 @@ def index_command(ctx: click.Context, catalog: Path | None, images_root: Path | 
 
     Exit status: 0 done, 1 failed, 3 done but some rows were rejected (see `shoplens index --errors`).
     """
-    settings = _settings(ctx).with_overrides(batch_size=batch_size, workers=workers)
+    settings = settings_of(ctx).with_overrides(batch_size=batch_size, workers=workers)
     if do_rollback:
         return _rollback(settings)
     if show_errors:
@@ -114,7 +110,7 @@ def index_status(settings: Settings) -> dict:
 @click.pass_context
 def status_command(ctx: click.Context, as_json: bool) -> None:
     """Products in the database and the published index version."""
-    status = index_status(_settings(ctx))
+    status = index_status(settings_of(ctx))
     if as_json:
         click.echo(json.dumps(status))
         return

@@ -1,16 +1,119 @@
-"""All settings in one place.
+"""All settings in one place: every `SHOPLENS_*` environment variable is read here and nowhere else.
 
 Values come from, in order of precedence: explicit arguments (CLI flags, `create_app(config)`), environment
-variables (`SHOPLENS_*`), then defaults. Nothing here touches the disk at import time.
+variables (`SHOPLENS_*`, `SHOPLENS_SEARCH_<NAME>` for the search settings), then defaults. Nothing here touches the
+disk at import time. The search settings live here too (typed, `SearchSettings`), so that the indexer, the engine
+and the web app read one object; the code that acts on them stays in `search/`.
 """
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
+
+from indexer.errors import ConfigError
 
 DEFAULT_MODEL = "shoplens-lite"
+DEFAULT_LLM = "smollm2-135m"
+# The vectors every product has: its photo, its texts, and their normalised sum (indexer.vectors.fuse_vectors).
+VECTOR_KINDS: tuple[str, ...] = ("image", "text", "fused")
+# What a text query can run: both rankers fused, BM25 alone, or one kind of vectors.
+SEARCH_MODES: tuple[str, ...] = ("hybrid", "lexical", *VECTOR_KINDS)
+# Text-query floors per vector kind for index versions published before versions measured their own: the values
+# measured on the 44,441-product Myntra index (bench/RESULTS.md), where they sat at the nonsense p90.
+UNCALIBRATED_FLOORS = {"text": 0.45, "fused": 0.41, "image": 0.27}
 
+
+def parse_hybrid(spec: str) -> tuple[str, float, float]:
+    """Parse a hybrid spec into (method, value, lexical weight):
+    'rrf', 'rrf:60' (k), 'rrf:60:2' (k, weight of the lexical ranking against 1 for vectors),
+    'blend' or 'blend:0.7' (alpha = weight of the vector score)."""
+    method, *args = spec.strip().lower().split(":")
+    try:
+        numbers = [float(a) for a in args]
+    except ValueError:
+        raise ValueError(f"hybrid spec {spec!r} has a non-number") from None
+    if method == "rrf" and len(numbers) <= 2:
+        k, weight = (numbers + [60.0, 1.0][len(numbers):])[:2]
+        if k <= 0 or weight < 0:
+            raise ValueError("rrf k must be positive and its lexical weight >= 0")
+        return method, k, weight
+    if method == "blend" and len(numbers) <= 1:
+        alpha = numbers[0] if numbers else 0.5
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError("blend alpha must lie in [0, 1]")
+        return method, alpha, 1.0 - alpha
+    raise ValueError(f"unknown hybrid spec {spec!r}: use rrf[:K[:LEXICAL_WEIGHT]] or blend[:ALPHA]")
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """How queries are answered. Defaults were measured on Myntra title and attribute queries (bench/hybrid.py,
+    bench/RESULTS.md); each can be set by `SHOPLENS_SEARCH_<NAME>` (e.g. `SHOPLENS_SEARCH_HYBRID=blend:0.6`) or by
+    `create_app({"search": {...}})`."""
+
+    hybrid: str = "blend:0.3"       # rrf[:K[:LEXICAL_WEIGHT]] or blend[:ALPHA] (ALPHA = weight of the vector score)
+    text_mode: str = "hybrid"       # what a plain text query runs: hybrid | lexical | image | text | fused
+    hybrid_kind: str = "fused"      # product vectors the vector half of hybrid compares a text query with
+    image_kind: str = "image"       # product vectors a photo (or photo + text) query is compared with
+    similar_kind: str = "fused"     # product vectors "more like this" compares
+    candidates: int = 400           # hits taken from each ranker; facets count over what survives of them
+    # Cosine floors for vector hits of a text query (lexical hits pass) on text, fused and image vectors. None:
+    # the floor the index version measured for itself (indexer.calibration), or UNCALIBRATED_FLOORS without one.
+    min_text_score: float | None = None
+    min_fused_score: float | None = None
+    min_cross_score: float | None = None
+    # Cosine floor for photo and similar-product hits. In-store grocery photos score 0.31 / 0.45 / 0.61 (p10 / p50 /
+    # p90) against their own product: 0.35 cut 19% of them (recall@50 0.814), 0.30 cuts 9% (0.909); lower lets a
+    # photo of noise keep hundreds of products of the 2,500-product demo (0.25: 250 on average, 0.30: 39).
+    min_image_score: float = 0.30
+    vector_margin: float = 0.2      # text: vector hits this far below the best one are left out of the matching set
+    image_weight: float = 0.6       # photo's share of a photo + text query (text gets the rest)
+    negative_weight: float = 0.35   # how strongly "without X" pushes the query vector away from X
+    collapse: bool = True           # fold near-duplicates (same image bytes, or same title and near-identical image)
+    duplicate_cosine: float = 0.97  # image-vector cosine above which same-titled products count as duplicates
+
+    def __post_init__(self) -> None:
+        try:
+            parse_hybrid(self.hybrid)
+        except ValueError as exc:
+            raise ConfigError(f"search setting hybrid: {exc}") from None
+        for name in ("hybrid_kind", "image_kind", "similar_kind"):
+            if getattr(self, name) not in VECTOR_KINDS:
+                raise ConfigError(f"search setting {name} must be one of {', '.join(VECTOR_KINDS)}")
+        if self.text_mode not in SEARCH_MODES:
+            raise ConfigError(f"search setting text_mode must be one of {', '.join(SEARCH_MODES)}")
+        if not 0.0 <= self.image_weight <= 1.0:
+            raise ConfigError("search setting image_weight must lie in [0, 1]")
+        if self.candidates < 10:
+            raise ConfigError("search setting candidates must be at least 10")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "SearchSettings":
+        """Defaults, then the `SHOPLENS_SEARCH_<NAME>` variables of `env` (the process's environment by default)."""
+        env = os.environ if env is None else env
+        prefix = "SHOPLENS_SEARCH_"
+        return cls().updated({k[len(prefix):].lower(): v for k, v in env.items() if k.startswith(prefix)})
+
+    def updated(self, given: Mapping[str, Any]) -> "SearchSettings":
+        """A copy with `given` values (strings from the environment or typed values), each checked and coerced."""
+        types = {f.name: f.type for f in fields(self)}
+        values: dict[str, Any] = {}
+        for name, raw in given.items():
+            if name not in types:
+                raise ConfigError(f"unknown search setting {name!r}")
+            values[name] = _coerce(name, types[name], raw)
+        return replace(self, **values)
+
+    def text_floor(self, kind: str, measured: Mapping[str, float]) -> float:
+        """The floor for a text query's hits on `kind` vectors: the configured one, else the index version's
+        `measured` floor (its manifest's `score_floors`), else the uncalibrated default."""
+        configured = {"text": self.min_text_score, "fused": self.min_fused_score, "image": self.min_cross_score}[kind]
+        if configured is not None:
+            return configured
+        return measured.get(kind, UNCALIBRATED_FLOORS[kind])
 
 @dataclass(frozen=True)
 class Settings:
@@ -19,6 +122,8 @@ class Settings:
     home: Path
     db_url: str
     model_spec: str = DEFAULT_MODEL
+    # Converted model weights, shared by every home of the machine ($SHOPLENS_CACHE, else ~/.cache/shoplens).
+    model_cache_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "shoplens")
     api_key: str | None = None
     # Bad-input limits shared by the indexer and the API.
     max_image_pixels: int = 40_000_000
@@ -31,8 +136,8 @@ class Settings:
     workers: int = 2
     cors_origins: tuple[str, ...] = ()
     rate_limit_per_minute: int = 600
-    llm_spec: str = "smollm2-135m"
-    extra: dict = field(default_factory=dict)
+    llm_spec: str = DEFAULT_LLM
+    search: SearchSettings = field(default_factory=SearchSettings)
 
     @property
     def index_dir(self) -> Path:
@@ -42,24 +147,55 @@ class Settings:
     def cache_dir(self) -> Path:
         return self.home / "cache"
 
-    def with_overrides(self, **kwargs) -> "Settings":
-        return replace(self, **{k: v for k, v in kwargs.items() if v is not None})
+    def with_overrides(self, **kwargs: Any) -> "Settings":
+        """A copy with the given values (None leaves a value as it is; `search` may be a mapping of overrides)."""
+        kwargs = {k: v for k, v in kwargs.items() if v is not None}
+        unknown = set(kwargs) - {f.name for f in fields(self)}
+        if unknown:
+            raise ConfigError(f"unknown setting {sorted(unknown)[0]!r}")
+        if isinstance(kwargs.get("search"), Mapping):
+            kwargs["search"] = self.search.updated(kwargs["search"])
+        return replace(self, **kwargs)
 
 
 def default_db_url(home: Path) -> str:
     return f"sqlite:///{(home / 'shoplens.db').resolve()}"
 
 
-def load_settings(home: str | os.PathLike | None = None, db_url: str | None = None, **overrides) -> Settings:
+def load_settings(home: str | os.PathLike | None = None, db_url: str | None = None, **overrides: Any) -> Settings:
     """Build settings from arguments, then `SHOPLENS_*` environment variables, then defaults."""
     env = os.environ
     home_path = Path(home or env.get("SHOPLENS_HOME") or ".shoplens").expanduser().resolve()
     settings = Settings(
         home=home_path,
         db_url=db_url or env.get("SHOPLENS_DB") or default_db_url(home_path),
-        model_spec=env.get("SHOPLENS_MODEL", DEFAULT_MODEL),
+        model_spec=env.get("SHOPLENS_MODEL") or DEFAULT_MODEL,
+        model_cache_dir=Path(env.get("SHOPLENS_CACHE") or Path.home() / ".cache" / "shoplens").expanduser(),
         api_key=env.get("SHOPLENS_API_KEY") or None,
         cors_origins=tuple(o for o in env.get("SHOPLENS_CORS_ORIGINS", "").split(",") if o),
-        llm_spec=env.get("SHOPLENS_LLM", "smollm2-135m"),
+        llm_spec=env.get("SHOPLENS_LLM") or DEFAULT_LLM,
+        search=SearchSettings.from_env(env),
     )
     return settings.with_overrides(**overrides)
+
+
+def settings_of(ctx: Any) -> Settings:
+    """The settings a `shoplens` command runs with: the root click context's object (set by `web.cli`)."""
+    return ctx.find_root().obj
+
+
+def _coerce(name: str, typ: str, raw: Any) -> Any:
+    if typ.endswith(" | None"):
+        if raw is None or str(raw).strip().lower() in ("", "none", "auto"):
+            return None
+        typ = typ.removesuffix(" | None")
+    try:
+        if typ == "bool":
+            return raw if isinstance(raw, bool) else str(raw).strip().lower() in ("1", "true", "yes", "on")
+        if typ == "int":
+            return int(raw)
+        if typ == "float":
+            return float(raw)
+        return str(raw)
+    except ValueError:
+        raise ConfigError(f"search setting {name}: {raw!r} is not a {typ}") from None

@@ -33,17 +33,17 @@ from tqdm import tqdm
 
 from indexer.calibration import score_floors
 from indexer.catalog import CatalogRow, RowError, parse_mapping, read_catalog, sha256_text
-from indexer.config import Settings
+from indexer.config import VECTOR_KINDS, Settings
 from indexer.errors import BadImage, BadInput, ConfigError
 from indexer.images import ImageInfo, ImageResolver, decode_image
 from indexer.lexical import build_lexical, product_document
 from indexer.store import (CopyVersion, Embedding, IndexVersion, IngestRun, Product, ProductImage, RowOutcome,
                            Store, open_store, upsert, utcnow)
-from indexer.vectors import (KINDS, build_index, choose_index_type, current_version, fuse_vectors,
+from indexer.vectors import (build_index, choose_index_type, current_version, fuse_vectors,
                              publish_version, read_manifest, recall_at_k, version_names, write_index)
 
 if TYPE_CHECKING:
-    from indexer.encoder import Encoder
+    from indexer.model.encoder import Encoder
 
 log = logging.getLogger(__name__)
 
@@ -137,13 +137,13 @@ class Indexer:
     """One run of the pipeline; see the module docstring."""
 
     def __init__(self, settings: Settings, options: IndexOptions, store: Store) -> None:
-        from indexer.encoder import load_encoder
+        from indexer.model.encoder import load_encoder
 
         self.settings = settings
         self.options = options
         self.store = store
         self.mapping = parse_mapping(options.mapping)
-        self.encoder = load_encoder(options.model_spec or settings.model_spec, cache_dir=settings.cache_dir)
+        self.encoder = load_encoder(options.model_spec or settings.model_spec, cache_dir=settings.model_cache_dir)
         roots = [p for p in (options.images_root, Path(options.catalog).resolve().parent) if p]
         self.resolver = ImageResolver(roots, max_bytes=settings.max_image_bytes)
         self.seen_ids: set[str] = set()
@@ -338,7 +338,7 @@ def _fingerprint(session: Session, model: str) -> str:
 
 def _load_vectors(session: Session, model: str, dim: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Keys of active products that have all three vectors, and each kind's matrix in key order."""
-    by_kind: dict[str, dict[int, bytes]] = {kind: {} for kind in KINDS}
+    by_kind: dict[str, dict[int, bytes]] = {kind: {} for kind in VECTOR_KINDS}
     for key, kind, vec in session.execute(
             select(Product.key, Embedding.kind, Embedding.vector).join(Embedding, Embedding.product_id == Product.id)
             .where(Product.status == "active", Embedding.model == model)):
@@ -349,7 +349,7 @@ def _load_vectors(session: Session, model: str, dim: int) -> tuple[np.ndarray, d
         log.warning("%d active products have no vectors for model %s (their rows were rejected this run); "
                     "they are left out of the index", missing, model)
     matrices = {kind: np.frombuffer(b"".join(by_kind[kind][k] for k in keys), dtype=np.float32).reshape(-1, dim)
-                for kind in KINDS}
+                for kind in VECTOR_KINDS}
     return np.asarray(keys, dtype=np.int64), matrices
 
 
@@ -399,9 +399,9 @@ def publish_from_store(store: Store, index_dir: Path, encoder: Encoder, memory_b
 
     def write(staging: Path) -> dict:
         started = time.monotonic()
-        plan = choose_index_type(len(keys), dim, memory_budget_mb * (1 << 20) // len(KINDS))
+        plan = choose_index_type(len(keys), dim, memory_budget_mb * (1 << 20) // len(VECTOR_KINDS))
         kinds, indexes = {}, {}
-        for kind in KINDS:
+        for kind in VECTOR_KINDS:
             indexes[kind] = index = build_index(matrices[kind], keys, plan)
             write_index(index, staging / f"{kind}.faiss")
             # An exact index is its own ground truth; approximate ones are measured against exact search.
@@ -448,7 +448,7 @@ def run_index(settings: Settings, options: IndexOptions) -> RunSummary:
             indexer.ingest()
             if options.prune:
                 indexer.prune()
-            name, manifest, published = publish_from_store(store, settings.index_dir, indexer.encoder,
+            name, manifest, published = publish_from_store(store, settings.index_dir, indexer.model.encoder,
                                                            settings.index_memory_budget_mb)
             drop_stale_embeddings(store, settings.index_dir)
         except BaseException:

@@ -25,7 +25,6 @@ from indexer.errors import NoIndex, NotFound
 
 log = logging.getLogger(__name__)
 
-KINDS = ("image", "text", "fused")
 CURRENT = "CURRENT"
 _STAGING_PREFIX = ".staging-"
 # Exact search while one query scans at most this many bytes. A brute-force inner-product scan is bound by memory

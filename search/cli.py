@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from indexer.config import Settings
+from indexer.config import SEARCH_MODES, Settings, settings_of
 from indexer.errors import BadInput
 from search.query import SearchResult
 
@@ -44,7 +44,7 @@ def _print(result: SearchResult, as_json: bool) -> None:
 @click.option("--filter", "filters", multiple=True, metavar="FIELD=VALUE",
               help="brand, category (any level), gender, colour, price_min, price_max. Repeatable.")
 @click.option("--not", "negative", default="", help="Words to steer away from (same as 'without ...' in TEXT).")
-@click.option("--mode", type=click.Choice(["hybrid", "lexical", "image", "text", "fused"]), default=None,
+@click.option("--mode", type=click.Choice(SEARCH_MODES), default=None,
               help="How a text query is answered (default: hybrid).")
 @click.option("--image-weight", type=click.FloatRange(0, 1), default=None,
               help="The photo's share against TEXT (default 0.6).")
@@ -58,7 +58,7 @@ def search_command(ctx: click.Context, text: str, image_path: Path | None, k: in
     from search.filters import Filters
     from search.query import Query
 
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     if len(text) > settings.max_query_chars:
         raise BadInput(f"the query is {len(text)} characters long; the limit is {settings.max_query_chars}")
     image = None
@@ -84,4 +84,4 @@ def similar_command(ctx: click.Context, product_id: str, k: int, filters: tuple[
     """Products that look like PRODUCT_ID."""
     from search.filters import Filters
 
-    _print(_engine(_settings(ctx)).similar(product_id, k=k, filters=Filters.parse_cli(filters)), as_json)
+    _print(_engine(settings_of(ctx)).similar(product_id, k=k, filters=Filters.parse_cli(filters)), as_json)

@@ -1,6 +1,6 @@
 """The query engine: text, photo, photo + text, "without X" and more-like-this, over the CURRENT index version.
 
-A text query runs the lexical ranker (BM25) and a vector search and fuses them (hybrid, `SearchConfig.hybrid`);
+A text query runs the lexical ranker (BM25) and a vector search and fuses them (hybrid, `SearchSettings.hybrid`);
 a photo query searches image vectors with the photo's vector, nudged by any text ("like this, but in blue") and
 pushed away from any negative text. Filters restrict the vector search inside FAISS (an id selector), so a narrow
 filter still fills a page; facets count over every hit that passes the score floor. Each stage is timed so
@@ -25,7 +25,6 @@ from indexer.config import Settings
 from indexer.errors import BadInput, NotFound
 from indexer.store import CopyVersion, Embedding, Product, ProductImage, Store, open_store
 from indexer.vectors import IndexReader, LoadedVersion
-from search.config import SearchConfig
 from search.dedupe import collapse
 from search.filters import Filters
 from search.fusion import fuse
@@ -67,9 +66,9 @@ class _State:
 class SearchEngine:
     """Answers queries against the published index; safe to share between threads of one process."""
 
-    def __init__(self, settings: Settings, config: SearchConfig | None = None, *, store: Store | None = None) -> None:
+    def __init__(self, settings: Settings, config: SearchSettings | None = None, *, store: Store | None = None) -> None:
         self.settings = settings
-        self.config = config or SearchConfig.from_settings(settings)
+        self.config = config or settings.search
         self.store = store or open_store(settings.db_url)
         self.reader = IndexReader(settings.index_dir)
         self._state: _State | None = None
@@ -89,10 +88,10 @@ class SearchEngine:
 
     def encoder(self):
         """The encoder the current index was built with (loaded once per process); see `load_version_encoder`."""
-        from indexer.encoder import load_version_encoder
+        from indexer.model.encoder import load_version_encoder
 
         return load_version_encoder(self.state().version.manifest, default_spec=self.settings.model_spec,
-                                    cache_dir=self.settings.cache_dir)
+                                    cache_dir=self.settings.model_cache_dir)
 
     def warm_up(self) -> str:
         """Load the index, the product facts and the model, and run one query; returns the index version."""

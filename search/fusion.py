@@ -1,11 +1,13 @@
 """Rank fusion for hybrid search: combine a lexical (BM25) ranking with vector rankings.
 
-Two methods, chosen by `SearchConfig.hybrid`: reciprocal-rank fusion, which needs no score calibration, and a
+Two methods, chosen by `SearchSettings.hybrid`: reciprocal-rank fusion, which needs no score calibration, and a
 weighted blend of per-query normalised scores, which keeps score gaps (a strong exact match stays far ahead).
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
+
+from indexer.config import parse_hybrid
 
 Ranking = Sequence[tuple[int, float]]  # (product key, score), best first
 
@@ -42,28 +44,6 @@ def blend(vector: Ranking, lexical: Ranking, *, alpha: float = 0.5) -> list[tupl
     keys = set(v) | set(lex)
     fused = {key: alpha * v.get(key, 0.0) + (1.0 - alpha) * lex.get(key, 0.0) for key in keys}
     return sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))
-
-
-def parse_hybrid(spec: str) -> tuple[str, float, float]:
-    """Parse a hybrid spec into (method, value, lexical weight):
-    'rrf', 'rrf:60' (k), 'rrf:60:2' (k, weight of the lexical ranking against 1 for vectors),
-    'blend' or 'blend:0.7' (alpha = weight of the vector score)."""
-    method, *args = spec.strip().lower().split(":")
-    try:
-        numbers = [float(a) for a in args]
-    except ValueError:
-        raise ValueError(f"hybrid spec {spec!r} has a non-number") from None
-    if method == "rrf" and len(numbers) <= 2:
-        k, weight = (numbers + [60.0, 1.0][len(numbers):])[:2]
-        if k <= 0 or weight < 0:
-            raise ValueError("rrf k must be positive and its lexical weight >= 0")
-        return method, k, weight
-    if method == "blend" and len(numbers) <= 1:
-        alpha = numbers[0] if numbers else 0.5
-        if not 0.0 <= alpha <= 1.0:
-            raise ValueError("blend alpha must lie in [0, 1]")
-        return method, alpha, 1.0 - alpha
-    raise ValueError(f"unknown hybrid spec {spec!r}: use rrf[:K[:LEXICAL_WEIGHT]] or blend[:ALPHA]")
 
 
 def fuse(vector: Ranking, lexical: Ranking, spec: str) -> list[tuple[int, float]]:

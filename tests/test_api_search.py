@@ -83,7 +83,7 @@ def test_score_floors_are_measured_on_this_catalog(client, app):
     """The floors come from this 381-product version, not from the 44k catalog: short shopper phrases keep vector
     hits (the 44k constants left most of them with none), and random strings still find little."""
     from indexer.calibration import SHOPPER_PHRASES, nonsense_queries
-    from search.config import UNCALIBRATED_FLOORS
+    from indexer.config import UNCALIBRATED_FLOORS
 
     floors = client.get("/api/v1/status").get_json()["search"]["text_score_floors"]
     assert set(floors) == {"image", "text", "fused"}

@@ -105,7 +105,7 @@ def test_numbers_and_availability_claims_need_facts(home):
 
 
 def test_visual_attributes_only_fill_gaps_above_threshold(home):
-    from indexer.encoder import load_encoder
+    from indexer.model.encoder import load_encoder
 
     _, _, store = home
     reader = VisualReader(load_encoder(cache_dir=CACHE), threshold=0.0)

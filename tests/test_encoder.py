@@ -11,9 +11,9 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from indexer.encoder import load_encoder
+from indexer.model.encoder import load_encoder
 from indexer.errors import WeightsUnavailable
-from indexer.model_registry import package_dir
+from indexer.model.registry import package_dir
 from indexer_data import GROCERY, MYNTRA, grocery_photo_queries
 
 HUB_SPEC = "ViT-B-32:laion2b_s34b_b79k"
@@ -69,7 +69,7 @@ def test_packaged_image_weights_are_loaded(lite, myntra_rows):
 
 
 def test_aux_features_see_colour_and_skip_the_white_background(lite, myntra_rows):
-    from indexer.lite import COLOUR_LEVELS, colour_histogram
+    from indexer.model.lite import COLOUR_LEVELS, colour_histogram
 
     red = Image.new("RGB", (120, 160), "white")
     red.paste((200, 20, 20), (32, 40, 92, 120))  # a red product on a studio background
@@ -131,7 +131,7 @@ def test_a_local_checkpoint_round_trips(tmp_path):
 
 
 def test_a_hub_model_without_a_hub_fails_in_one_line(monkeypatch):
-    monkeypatch.setattr("indexer.encoder.HUB_HOST", ("127.0.0.1", 9))  # nothing listens: no hub, even online
+    monkeypatch.setattr("indexer.model.encoder.HUB_HOST", ("127.0.0.1", 9))  # nothing listens: no hub, even online
     started = time.monotonic()
     with pytest.raises(WeightsUnavailable) as err:
         load_encoder(HUB_SPEC)
@@ -154,7 +154,7 @@ def test_bad_specs_fail_in_one_line(tmp_path):
 def test_the_cli_reports_a_hub_model_in_one_line(tmp_path, monkeypatch):
     from web.cli import cli
 
-    monkeypatch.setattr("indexer.encoder.HUB_HOST", ("127.0.0.1", 9))
+    monkeypatch.setattr("indexer.model.encoder.HUB_HOST", ("127.0.0.1", 9))
     catalog = tmp_path / "catalog.csv"
     catalog.write_text("id,title,image\n1,Red dress,red.png\n")
     Image.new("RGB", (32, 32), "red").save(tmp_path / "red.png")

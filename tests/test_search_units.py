@@ -6,10 +6,10 @@ import pytest
 
 from indexer.config import load_settings
 from indexer.errors import BadInput, ConfigError
-from search.config import UNCALIBRATED_FLOORS, SearchConfig
+from indexer.config import UNCALIBRATED_FLOORS, SearchSettings, parse_hybrid
 from search.dedupe import collapse
 from search.filters import Filters, category_matches
-from search.fusion import blend, fuse, parse_hybrid, rrf
+from search.fusion import blend, fuse, rrf
 from search.products import ProductFacts, ProductTable
 from search.query import Hit, split_negative
 from web.openapi import Param
@@ -50,22 +50,22 @@ def test_hybrid_spec_parsing():
         with pytest.raises(ValueError):
             parse_hybrid(bad)
     with pytest.raises(ConfigError):
-        SearchConfig(hybrid="magic")
+        SearchSettings(hybrid="magic")
 
 
 def test_text_floor_is_configured_else_measured_else_the_uncalibrated_default(monkeypatch, tmp_path):
     measured = {"text": 0.3, "fused": 0.25}
-    assert SearchConfig().text_floor("fused", measured) == 0.25
-    assert SearchConfig().text_floor("image", measured) == UNCALIBRATED_FLOORS["image"]  # a version without one
-    assert SearchConfig(min_fused_score=0.5).text_floor("fused", measured) == 0.5
-    settings = load_settings(home=tmp_path)
+    assert SearchSettings().text_floor("fused", measured) == 0.25
+    assert SearchSettings().text_floor("image", measured) == UNCALIBRATED_FLOORS["image"]  # a version without one
+    assert SearchSettings(min_fused_score=0.5).text_floor("fused", measured) == 0.5
     monkeypatch.setenv("SHOPLENS_SEARCH_MIN_TEXT_SCORE", "0.4")
     monkeypatch.setenv("SHOPLENS_SEARCH_MIN_CROSS_SCORE", "auto")
-    cfg = SearchConfig.from_settings(settings)
+    cfg = load_settings(home=tmp_path).search
     assert (cfg.min_text_score, cfg.min_cross_score) == (0.4, None)
+    assert load_settings(home=tmp_path, search={"min_text_score": "0.5"}).search.min_text_score == 0.5
     monkeypatch.setenv("SHOPLENS_SEARCH_MIN_TEXT_SCORE", "high")
     with pytest.raises(ConfigError, match="min_text_score"):
-        SearchConfig.from_settings(settings)
+        load_settings(home=tmp_path)
 
 
 def test_filters_parse_aliases_and_reject_bad_values():

@@ -10,7 +10,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
 
 from indexer.errors import NotFound, ShopLensError
 from indexer.images import ImageResolver, sniff_format
-from search.config import MODES
+from indexer.config import SEARCH_MODES
 from search.filters import Filters
 from search.query import Query, SearchResult
 from web.app import services
@@ -80,7 +80,7 @@ def filter_params(where: str = "query") -> tuple[Param, ...]:
 QUERY_TEXT = Param("q", max_length="max_query_chars", description="text query; 'without X' or -word avoids X")
 NEGATIVE = Param("not", max_length="max_query_chars", description="text to steer away from, e.g. 'logo'")
 SEARCH_PARAMS = (QUERY_TEXT, NEGATIVE, *PAGING, *filter_params(),
-                 Param("mode", enum=MODES, description="how a text query is answered (default: hybrid)"),
+                 Param("mode", enum=SEARCH_MODES, description="how a text query is answered (default: hybrid)"),
                  Param("collapse", "boolean", description="fold near-duplicates (default true)"))
 # In a multipart body each filter takes one value (several query-string values are for GET).
 FORM_SEARCH_PARAMS = tuple(Param(p.name, p.type, where="form", minimum=p.minimum, maximum=p.maximum,

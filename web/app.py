@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from dataclasses import fields
 from typing import Any
 
 from flask import Blueprint, Flask, current_app, request
@@ -54,15 +53,12 @@ def services(app: Flask | None = None) -> Services:
 
 
 def _settings(config: Settings | Mapping[str, Any] | None) -> Settings:
-    """Settings as given, or loaded with a mapping's known keys as overrides and the rest kept in `extra`."""
+    """Settings as given, or loaded with a mapping's values as overrides (`search` may be a mapping too); an
+    unknown key is a ConfigError, so a misspelt setting is never ignored."""
     if isinstance(config, Settings):
         return config
-    config = dict(config or {})
-    known = {f.name for f in fields(Settings)} - {"extra"}
-    overrides = {k: config.pop(k) for k in list(config) if k in known}
-    home, db_url = overrides.pop("home", None), overrides.pop("db_url", None)
-    extra = {**config.pop("extra", {}), **config}
-    return load_settings(home=home, db_url=db_url, extra=extra, **overrides)
+    overrides = dict(config or {})
+    return load_settings(home=overrides.pop("home", None), db_url=overrides.pop("db_url", None), **overrides)
 
 
 def install_cors(app: Flask, origins: tuple[str, ...]) -> None:

@@ -9,7 +9,7 @@ import sys
 
 import click
 
-from indexer.config import Settings, load_settings
+from indexer.config import load_settings, settings_of
 from indexer.errors import ShopLensError
 
 log = logging.getLogger("shoplens")
@@ -39,14 +39,10 @@ def cli(ctx: click.Context, home: str | None, db_url: str | None, debug: bool) -
     """ShopLens: multimodal product search."""
     logging.basicConfig(level=logging.DEBUG if debug else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    for noisy in ("httpx", "urllib3", "PIL", "matplotlib", "alembic.runtime.migration"):
+    for noisy in ("httpx", "urllib3", "PIL", "matplotlib", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     ctx.meta["shoplens.debug"] = debug
     ctx.obj = load_settings(home=home, db_url=db_url)
-
-
-def settings_of(ctx: click.Context) -> Settings:
-    return ctx.find_root().obj
 
 
 @cli.command()
@@ -64,7 +60,7 @@ from indexer.commands import index_command, status_command  # noqa: E402
 
 cli.add_command(index_command)
 cli.add_command(status_command)
-from indexer.train import train_model_command  # noqa: E402
+from indexer.model.training.train import train_model_command  # noqa: E402
 cli.add_command(train_model_command)
 from search.evaluation.cli import eval_command  # noqa: E402
 from search.evaluation.measures import register_generation_metrics  # noqa: E402

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from indexer.config import Settings
+from indexer.config import Settings, settings_of
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +43,10 @@ def _post_worker_init(worker) -> None:
     from indexer.errors import ShopLensError
     from web.app import services
 
-    workers = max(1, int(os.environ.get("SHOPLENS_SERVE_WORKERS", "1")))
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    app = worker.wsgi
+    threads = max(1, (os.cpu_count() or 1) // max(1, services(app).settings.workers))
     torch.set_num_threads(threads)
     faiss.omp_set_num_threads(threads)  # one query at a time gains nothing from OpenMP; its spinning costs
-    app = worker.wsgi
     try:
         version = services(app).engine.warm_up()
         log.info("worker %s ready: index version %s", worker.pid, version)
@@ -77,12 +76,11 @@ def _child_exit(_server, worker) -> None:
 def serve_command(ctx: click.Context, host: str, port: int, workers: int | None, threads: int,
                   rate_limit: int | None, timeout: int) -> None:
     """Serve the web app and the JSON API with gunicorn."""
-    settings: Settings = ctx.find_root().obj
+    settings = settings_of(ctx)
     settings = settings.with_overrides(rate_limit_per_minute=rate_limit, workers=workers)
     from indexer.store import open_store
 
     open_store(settings.db_url).engine.dispose()  # refuse an unmigrated database before forking anything
-    os.environ["SHOPLENS_SERVE_WORKERS"] = str(settings.workers)
     if settings.workers > 1:
         metrics_dir = Path(settings.cache_dir) / f"prometheus-{os.getpid()}"
         shutil.rmtree(metrics_dir, ignore_errors=True)

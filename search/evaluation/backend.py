@@ -11,24 +11,22 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from indexer.config import Settings
+from indexer.config import VECTOR_KINDS, Settings
 from indexer.errors import BadInput, ConfigError
 from search.evaluation.trec import Query
 
-VECTOR_KINDS = ("image", "text", "fused")
 
 
 class EngineBackend:
     """Answers evaluation queries through `search.engine.SearchEngine`, one engine per photo-vector kind."""
 
     def __init__(self, settings: Settings, *, collapse: bool = False) -> None:
-        from search.config import SearchConfig
         from search.engine import SearchEngine
         from indexer.store import open_store
 
         self.settings = settings
         self.collapse = collapse
-        self._config = SearchConfig.from_settings(settings)
+        self._config = settings.search
         self._store = open_store(settings.db_url)
         self._engines: dict[str, SearchEngine] = {}
         self._engine_cls = SearchEngine

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from indexer.config import Settings
+from indexer.config import Settings, settings_of
 from indexer.errors import BadInput
 from search.evaluation import builders, heldout, measures, reports
 from search.evaluation.metrics import METRICS, STAT_TESTS
@@ -87,9 +87,9 @@ def check_heldout(store, model: str, queries, *, strict: bool) -> dict:
 def other_measures(settings: Settings, store, model: str, chosen: list[str], zeroshot_n: int, level: int) -> dict:
     out: dict = {}
     if {"flops", "zeroshot"} & set(chosen):
-        from indexer.encoder import load_encoder
+        from indexer.model.encoder import load_encoder
 
-        encoder = load_encoder(model, cache_dir=settings.cache_dir)
+        encoder = load_encoder(model, cache_dir=settings.model_cache_dir)
         if "flops" in chosen:
             out["flops"] = measures.flops_per_query(encoder)
         if "zeroshot" in chosen:
@@ -139,7 +139,7 @@ def eval_command(ctx: click.Context, queries: Path | None, qrels: Path | None, j
         return
     from indexer.store import open_store
 
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     store = open_store(settings.db_url)
     if compare:
         _compare(store, compare, stat_test, fail_on_regression)
@@ -209,7 +209,7 @@ def runs_command(ctx: click.Context, limit: int) -> None:
     from indexer.store import open_store
 
     rows = []
-    for run in reports.list_runs(open_store(_settings(ctx).db_url), limit):
+    for run in reports.list_runs(open_store(settings_of(ctx).db_url), limit):
         m = run.metrics.get("metrics", {})
         rows.append([run.id, run.name or "", f"{run.created_at:%Y-%m-%d %H:%M}", run.index_version,
                      ",".join(run.config.get("modes", [])), run.metrics.get("n_queries"),
@@ -243,7 +243,7 @@ def build_queries_command(ctx: click.Context, kind: str, catalog: Path, map_item
                           attributes: str, template: str, min_relevant: int, max_relevant: int,
                           photos: Path | None, partial_field: str | None) -> None:
     """Build a reproducible query set (queries JSONL + TREC qrels) from a catalog."""
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     rows = builders.read_catalog_rows(catalog, map_items)
     if kind == "title":
         exclude: frozenset[str] = frozenset()

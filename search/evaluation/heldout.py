@@ -3,7 +3,7 @@
 The model's folder carries a machine-readable record of its training data next to MODEL_CARD.md. Accepted
 shapes (any `*.json` in the folder, first match wins):
 - `shoplens train-model`'s `training.json` (catalog, image columns, recipe with seed and split fractions): the
-  split is rebuilt with `indexer.training_data`, so train + validation products count as trained on;
+  split is rebuilt with `indexer.model.training.data`, so train + validation products count as trained on;
 - `{"training_products": [ids...]}` (also `train_ids`, `trained_on`): every product the model saw (train + val);
 - `{"heldout_products": [ids...], "catalog": PATH}` (also `test_ids`): every product of that catalog outside the
   held-out list was trained on.
@@ -36,8 +36,8 @@ class TrainingRecord:
 
 
 def model_folder(spec: str) -> Path | None:
-    """The folder holding a model's weights and card: registered models use indexer/weights/."""
-    from indexer.model_registry import WEIGHTS_DIR, registered_models
+    """The folder holding a model's weights and card: registered models use indexer/model/weights/."""
+    from indexer.model.registry import WEIGHTS_DIR, registered_models
 
     base = spec.split("@", 1)[0]
     if base in registered_models():
@@ -87,7 +87,7 @@ def _find_catalog(name: str, card: Path) -> Path | None:
 
 def _ids_from_split(card: dict, path: Path) -> frozenset[str] | None:
     """Rebuild `shoplens train-model`'s split from the card (catalog, image columns, seed, fractions): train + val."""
-    from indexer.training_data import read_pairs, split
+    from indexer.model.training.data import read_pairs, split
 
     catalog = _find_catalog(str(card["catalog"]), path)
     if catalog is None:

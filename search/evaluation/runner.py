@@ -14,13 +14,14 @@ from typing import Protocol, Sequence
 import numpy as np
 from tqdm import tqdm
 
+from indexer.config import VECTOR_KINDS
 from indexer.errors import BadInput
 from search.evaluation.metrics import METRICS, PerQuery, compare_to_baseline, judged_queries, mean_scores, per_query_scores
 from search.evaluation.trec import Qrels, Query, RunDict
 
 log = logging.getLogger(__name__)
 
-MODES: tuple[str, ...] = ("image", "text", "fused", "lexical", "hybrid")
+MODES: tuple[str, ...] = (*VECTOR_KINDS, "lexical", "hybrid")  # the order reports list them in
 DEFAULT_MODE = "default"  # what plain search uses; the engine decides per query type
 QUERY_TYPES: tuple[str, ...] = ("text", "image", "combined")
 WARM_UP = 5  # untimed queries per type before each mode is timed

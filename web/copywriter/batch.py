@@ -121,7 +121,7 @@ def generate_command(ctx: click.Context, products: tuple[str, ...], ids_file: Pa
                      llm_spec: str | None, no_vision: bool, visual_threshold: float, include_approved: bool, author: str, as_json: bool,
                      no_progress: bool) -> None:
     """Write grounded product copy with the language model and store it as draft versions."""
-    from web.cli import settings_of
+    from indexer.config import settings_of
     from web.copywriter.service import CopyService
 
     settings = settings_of(ctx)

@@ -176,11 +176,10 @@ class VisualReader:
 
 def visual_reader(settings, *, threshold: float = DEFAULT_VISUAL_THRESHOLD) -> VisualReader | None:
     """A reader with the configured encoder, or None (logged once) when the encoder can't be loaded."""
-    from indexer.encoder import load_encoder
-    from web.copywriter.llm import cache_root
+    from indexer.model.encoder import load_encoder
 
     try:
-        encoder = load_encoder(settings.model_spec, cache_dir=cache_root(settings))
+        encoder = load_encoder(settings.model_spec, cache_dir=settings.model_cache_dir)
     except ShopLensError as exc:
         log.warning("visual attributes disabled: %s", exc)
         return None

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from indexer.config import load_settings
 from indexer.errors import WeightsUnavailable
 
 log = logging.getLogger(__name__)
@@ -48,18 +49,13 @@ class LLM:
         return sorted(i for i in ids if i is not None)
 
 
-def cache_root(settings) -> Path:
-    """Where converted models live: $SHOPLENS_CACHE (shared by several homes, e.g. tests), else the home's cache."""
-    return Path(os.environ.get("SHOPLENS_CACHE") or settings.cache_dir)
-
-
 def load_llm(spec: str | None = None, *, cache_dir: Path | None = None) -> LLM:
-    """The language model for `spec` (default $SHOPLENS_LLM, else smollm2-135m), built once per process."""
-    spec = (spec or os.environ.get("SHOPLENS_LLM") or "smollm2-135m").strip()
+    """The language model for `spec` (default: the `llm_spec` setting), built once per process; converted weights
+    are cached in `cache_dir` (default: the `model_cache_dir` setting)."""
+    settings = load_settings() if spec is None or cache_dir is None else None
+    spec = (spec or settings.llm_spec).strip()
     spec = ALIASES.get(spec.lower(), spec)
-    from indexer.encoder import default_cache_dir
-
-    return _load_cached(spec, Path(cache_dir or default_cache_dir()).resolve())
+    return _load_cached(spec, Path(cache_dir or settings.model_cache_dir).resolve())
 
 
 @lru_cache(maxsize=2)
@@ -101,7 +97,7 @@ def _from_hub(spec: str) -> LLM:
         return _from_folder(spec, spec, local_files_only=True)
     except WeightsUnavailable:
         pass
-    from indexer.encoder import _hub_reachable
+    from indexer.model.encoder import _hub_reachable
 
     if not _hub_reachable():
         raise WeightsUnavailable(f"language model {spec!r} is not cached here and no model hub is reachable",

@@ -195,7 +195,7 @@ def copy_quality(store: Store, *, llm=None, reader=None, product_ids: list[str] 
 
 def eval_metrics(store: Store) -> dict:
     """The provider `shoplens eval` calls: every number, with the default language model and encoder."""
-    from indexer.encoder import load_encoder
+    from indexer.model.encoder import load_encoder
     from indexer.errors import ShopLensError
     from web.copywriter.facts import VisualReader
     from web.copywriter.llm import load_llm

@@ -13,7 +13,7 @@ from indexer.store import CopyVersion, Store, open_store
 from web.copywriter.facts import DEFAULT_VISUAL_THRESHOLD, ProductFacts, VisualReader, image_refs, load_facts, \
     visual_reader
 from web.copywriter.generate import CopyDraft, Copywriter
-from web.copywriter.llm import cache_root, load_llm
+from web.copywriter.llm import load_llm
 from web.copywriter.prompt import CopyOptions
 from web.copywriter.versions import known_brands, save_draft
 
@@ -39,7 +39,7 @@ class CopyService:
         if self._writer is None:
             with self._lock:
                 if self._writer is None:
-                    llm = load_llm(self.llm_spec, cache_dir=cache_root(self.settings))
+                    llm = load_llm(self.llm_spec, cache_dir=self.settings.model_cache_dir)
                     with self.store.session() as s:
                         brands = known_brands(s)
                     self._writer = Copywriter(llm, brands)

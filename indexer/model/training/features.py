@@ -1,7 +1,7 @@
 """Frozen-tower features, computed once and cached on disk.
 
 Locked-image tuning only trains the heads, so each product's image features (EfficientNet-Lite0: pooled head
-features and aux features, see `indexer/lite.py`) and text features (MiniLM, 384-d) are computed once. Image
+features and aux features, see `indexer/model/lite.py`) and text features (MiniLM, 384-d) are computed once. Image
 extraction is the slow part (~25-36 images/s on two cores), so it is written in shards and resumes where it stopped.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from indexer.lite import LiteCLIP
+from indexer.model.lite import LiteCLIP
 
 log = logging.getLogger(__name__)
 SHARD = 512

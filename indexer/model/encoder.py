@@ -1,7 +1,7 @@
 """One encoder object for every model spec: PIL images and strings in, L2-normalised float32 vectors out.
 
 Specs (all built through open_clip):
-- a registered model name (`shoplens-lite`, the default; see `indexer/model_configs/`), optionally with the
+- a registered model name (`shoplens-lite`, the default; see `indexer/model/configs/`), optionally with the
   `@fingerprint` suffix that `Encoder.name` carries;
 - `ARCH:/path/to/checkpoint.pt`: an open_clip architecture with a local checkpoint file;
 - `local-dir:/path` (or a plain folder path): a folder with `open_clip_config.json` and its weights;
@@ -23,9 +23,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from indexer.config import DEFAULT_MODEL
+from indexer.config import load_settings
 from indexer.errors import WeightsUnavailable
-from indexer.model_registry import registered_models
+from indexer.model.registry import registered_models
 
 log = logging.getLogger(__name__)
 
@@ -79,14 +79,12 @@ class Encoder:
         return self._batched(list(texts), lambda chunk: self.model.encode_text(self.tokenizer(chunk)))
 
 
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("SHOPLENS_CACHE") or Path.home() / ".cache" / "shoplens")
-
-
 def load_encoder(spec: str | None = None, *, cache_dir: Path | None = None) -> Encoder:
-    """The encoder for `spec` (default: $SHOPLENS_MODEL, else shoplens-lite), built once per process."""
-    spec = (spec or os.environ.get("SHOPLENS_MODEL") or DEFAULT_MODEL).strip()
-    return _load_cached(spec, Path(cache_dir) if cache_dir else default_cache_dir())
+    """The encoder for `spec` (default: the `model_spec` setting), built once per process; converted weights are
+    cached in `cache_dir` (default: the `model_cache_dir` setting, shared by every home)."""
+    settings = load_settings() if spec is None or cache_dir is None else None
+    spec = (spec or settings.model_spec).strip()
+    return _load_cached(spec, Path(cache_dir) if cache_dir else settings.model_cache_dir)
 
 
 def load_version_encoder(manifest: dict, *, default_spec: str | None = None,
@@ -125,7 +123,7 @@ def _spec_help() -> str:
 
 
 def _registered(name: str, spec: str, cache_dir: Path) -> Encoder:
-    from indexer.lite import build_lite
+    from indexer.model.lite import build_lite
 
     model, tokenizer, preprocess, canonical = build_lite(name, cache_dir)
     if "@" in spec and spec != canonical:
@@ -149,7 +147,7 @@ def _open_clip_local_dir(path: str) -> Encoder:
     if not (folder / "open_clip_config.json").is_file():
         raise WeightsUnavailable(f"{folder} has no open_clip_config.json.",
                                  hint="A model folder needs open_clip_config.json and its weights file.")
-    from indexer.lite import quiet_loading
+    from indexer.model.lite import quiet_loading
 
     try:
         with quiet_loading():
@@ -175,7 +173,7 @@ def _open_clip_arch(arch: str, source: str, cache_dir: Path) -> Encoder:
     elif not _hub_reachable():
         raise WeightsUnavailable(f"model '{arch}:{source}' needs weights from the model hub, which this machine "
                                  f"cannot reach; {OFFLINE_ALTERNATIVES}")
-    from indexer.lite import quiet_loading
+    from indexer.model.lite import quiet_loading
 
     try:
         with quiet_loading():

@@ -31,9 +31,9 @@ def render(card: dict) -> str:
         f"- Trained: {r['head']} projection heads to {r['embed_dim']} dimensions and the temperature "
         "(locked-image tuning), stored in `shoplens-lite.pt` (heads only; the loader composes them with the towers).",
         *(["- The image head also reads the aux features of the same forward pass: pooled outputs of the last five "
-           "stages and a colour histogram of the foreground (`indexer/lite.py`)."] if r.get("aux") else []),
-        "- The served embedding blends these heads with a zero-training ConSE bridge (see `indexer/lite.py` and the "
-        "`blend` of `indexer/model_configs/shoplens-lite.json`).",
+           "stages and a colour histogram of the foreground (`indexer/model/lite.py`)."] if r.get("aux") else []),
+        "- The served embedding blends these heads with a zero-training ConSE bridge (see `indexer/model/lite.py` and the "
+        "`blend` of `indexer/model/configs/shoplens-lite.json`).",
         "",
         "## Data and split",
         f"- Catalog: `{card['catalog']}`, image columns {', '.join(card['image_columns'])}: "

@@ -1,4 +1,4 @@
-"""Retrieval quality of shoplens-lite, in and out of domain: `python -m indexer.quality` prints the table.
+"""Retrieval quality of shoplens-lite, in and out of domain: `python -m indexer.model.training.quality` prints the table.
 
 - Myntra (in domain): the held-out split of `shoplens train-model` (seed 0: 10% of the products with an
   `images_hr` image, never trained on). Query = a distinct title; relevant = every held-out product with that
@@ -20,13 +20,13 @@ import numpy as np
 import torch
 
 from indexer.config import load_settings
-from indexer.features import image_features, text_features
-from indexer.lite import Blend, LiteCLIP, build_lite
-from indexer.metrics import retrieval_metrics
-from indexer.training_data import read_pairs, split
+from indexer.model.training.features import image_features, text_features
+from indexer.model.lite import Blend, LiteCLIP, build_lite
+from indexer.model.training.metrics import retrieval_metrics
+from indexer.model.training.data import read_pairs, split
 
 log = logging.getLogger(__name__)
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+SHARED = Path(__file__).resolve().parents[4] / "shared" / "datasets"
 
 
 @dataclass
@@ -94,7 +94,7 @@ def table(results: dict[str, dict[str, float]]) -> str:
 
 @click.command()
 @click.option("--heads", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="Heads checkpoint (default: the committed indexer/weights/shoplens-lite.pt).")
+              help="Heads checkpoint (default: the committed indexer/model/weights/shoplens-lite.pt).")
 @click.option("--blend", default=None, help="Block weights HEADS,CONSE,VISUAL (default: the model config's).")
 @click.option("--sweep", is_flag=True, help="Also score a range of blends (heads alone ... ConSE alone).")
 @click.option("--datasets", type=click.Path(exists=True, file_okay=False, path_type=Path), default=SHARED,
