@@ -448,7 +448,7 @@ def run_index(settings: Settings, options: IndexOptions) -> RunSummary:
             indexer.ingest()
             if options.prune:
                 indexer.prune()
-            name, manifest, published = publish_from_store(store, settings.index_dir, indexer.model.encoder,
+            name, manifest, published = publish_from_store(store, settings.index_dir, indexer.encoder,
                                                            settings.index_memory_budget_mb)
             drop_stale_embeddings(store, settings.index_dir)
         except BaseException:
