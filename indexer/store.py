@@ -77,6 +77,21 @@ class ProductImage(Base):
     n_bytes: Mapped[int] = mapped_column(Integer)
 
 
+class ImageText(Base):
+    """The words printed on an image, keyed by the sha256 of its bytes: an image is read once, whichever products
+    share it, and read again only when its bytes (or the reader, `reader`) change. `outcome` is 'read', 'no_text'
+    or 'failed' (with `reason`); `lines` is [{"text", "confidence", "box": [[x, y] x 4]}]."""
+
+    __tablename__ = "image_texts"
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    reader: Mapped[str] = mapped_column(String(128))
+    outcome: Mapped[str] = mapped_column(String(16), index=True)
+    reason: Mapped[str | None] = mapped_column(Text)
+    lines: Mapped[list] = mapped_column(JSON, default=list)
+    seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    read_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class Embedding(Base):
     """A product's vector of one kind ('image', 'text', 'fused') under one model; float32 bytes."""
 

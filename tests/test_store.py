@@ -9,11 +9,11 @@ from sqlalchemy.exc import IntegrityError
 
 from indexer.errors import ConfigError
 from indexer.pipeline import record_version
-from indexer.store import Embedding, IndexVersion, Product, make_engine, open_store, upgrade
+from indexer.store import Embedding, ImageText, IndexVersion, Product, make_engine, open_store, upgrade
 from indexer_data import db_url  # noqa: F401
 
 TABLES = {"products", "product_images", "embeddings", "ingest_runs", "row_outcomes", "index_versions",
-          "copy_versions", "eval_runs"}
+          "copy_versions", "eval_runs", "image_texts"}
 
 
 def test_unmigrated_database_is_refused_then_upgrade_creates_everything(db_url):  # noqa: F811
@@ -60,4 +60,17 @@ def test_index_versions_are_recorded_once_and_only_one_is_published(db_url):  # 
         assert rows == {"v000001": "retired", "v000002": "published"}
         assert s.scalar(select(IndexVersion.params).where(IndexVersion.name == "v000002"))["kinds"]["fused"][
             "recall_at_10_vs_exact"] == 1.0
+    store.engine.dispose()
+
+
+def test_image_text_round_trips_lines_with_diacritics(db_url):  # noqa: F811
+    store = open_store(db_url, migrate=True)
+    lines = [{"text": "MELLANMJÖLK", "confidence": 0.91, "box": [[1, 2], [40, 2], [40, 9], [1, 9]]}]
+    with store.session() as s:
+        s.add(ImageText(sha256="a" * 64, reader="r1", outcome="read", lines=lines, seconds=0.4))
+        s.add(ImageText(sha256="b" * 64, reader="r1", outcome="failed", reason="image is empty (0 bytes)"))
+    with store.session() as s:
+        assert s.get(ImageText, "a" * 64).lines == lines
+        failed = s.get(ImageText, "b" * 64)
+        assert (failed.outcome, failed.reason, failed.lines) == ("failed", "image is empty (0 bytes)", [])
     store.engine.dispose()
