@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 from sqlalchemy import select
 
-from indexer.config import Settings
+from indexer.config import SearchSettings, Settings
 from indexer.errors import BadInput, NotFound
 from indexer.store import CopyVersion, Embedding, Product, ProductImage, Store, open_store
 from indexer.vectors import IndexReader, LoadedVersion
