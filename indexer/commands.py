@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 from sqlalchemy import func, select
 
-from indexer.config import Settings, settings_of
+from indexer.config import READ_TEXT_MODES, Settings, settings_of
 from indexer.errors import BadInput
 from indexer.store import IngestRun, Product, RowOutcome, open_store
 from indexer.vectors import current_version, read_manifest
@@ -63,15 +63,18 @@ def _print_errors(settings: Settings, run_id: int | None) -> None:
 @click.option("--batch-size", type=click.IntRange(1, 1024), default=None, help="Products per encoder batch.")
 @click.option("--workers", type=click.IntRange(0, 64), default=None, help="Image decoding threads.")
 @click.option("--no-progress", is_flag=True, help="No progress bar (logs only).")
+@click.option("--read-text", type=click.Choice(READ_TEXT_MODES), default=None,
+              help="Read the words printed on product images: on, off, or auto (read when a sample of the "
+                   "catalog's images carries text; the default, or $SHOPLENS_READ_TEXT).")
 @click.pass_context
 def index_command(ctx: click.Context, catalog: Path | None, images_root: Path | None, mapping: tuple[str, ...],
                   model_spec: str | None, prune: bool, do_rollback: bool, show_errors: bool, run_id: int | None,
-                  batch_size: int | None, workers: int | None, no_progress: bool) -> None:
+                  batch_size: int | None, workers: int | None, no_progress: bool, read_text: str | None) -> None:
     """Index CATALOG (CSV or JSON Lines) into the database and publish a new index version.
 
     Exit status: 0 done, 1 failed, 3 done but some rows were rejected (see `shoplens index --errors`).
     """
-    settings = settings_of(ctx).with_overrides(batch_size=batch_size, workers=workers)
+    settings = settings_of(ctx).with_overrides(batch_size=batch_size, workers=workers, read_text=read_text)
     if do_rollback:
         return _rollback(settings)
     if show_errors:

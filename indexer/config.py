@@ -21,6 +21,9 @@ DEFAULT_LLM = "smollm2-135m"
 VECTOR_KINDS: tuple[str, ...] = ("image", "text", "fused")
 # What a text query can run: both rankers fused, BM25 alone, or one kind of vectors.
 SEARCH_MODES: tuple[str, ...] = ("hybrid", "lexical", *VECTOR_KINDS)
+# `shoplens index --read-text`: read the words printed on product images always, never, or while the catalog's
+# first images show that it has printed text (indexer.reading.policy).
+READ_TEXT_MODES: tuple[str, ...] = ("auto", "on", "off")
 # Text-query floors per vector kind for index versions published before versions measured their own: the values
 # measured on the 44,441-product Myntra index (bench/RESULTS.md), where they sat at the nonsense p90.
 UNCALIBRATED_FLOORS = {"text": 0.45, "fused": 0.41, "image": 0.27}
@@ -71,6 +74,14 @@ class SearchSettings:
     min_image_score: float = 0.30
     vector_margin: float = 0.2      # text: vector hits this far below the best one are left out of the matching set
     image_weight: float = 0.6       # photo's share of a photo + text query (text gets the rest)
+    # A photo alone whose printed words are read: visual cosine + photo_text_weight * trigram cosine of its words
+    # with each product's title, brand and printed words; a product matching by photo_text_min or more is a hit
+    # even below the photo floor. 0 turns reading query photos off. Tuned on the grocery tuning split (bench/ocr.py).
+    photo_text_weight: float = 0.5
+    photo_text_min: float = 0.3
+    # A text query in `image` mode (words → product photos): cosine + image_text_weight * trigram cosine of the
+    # words with the words printed on each product image (0: vectors only).
+    image_text_weight: float = 0.5
     negative_weight: float = 0.35   # how strongly "without X" pushes the query vector away from X
     collapse: bool = True           # fold near-duplicates (same image bytes, or same title and near-identical image)
     duplicate_cosine: float = 0.97  # image-vector cosine above which same-titled products count as duplicates
@@ -137,7 +148,12 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     rate_limit_per_minute: int = 600
     llm_spec: str = DEFAULT_LLM
+    read_text: str = "auto"  # READ_TEXT_MODES; $SHOPLENS_READ_TEXT, `shoplens index --read-text`
     search: SearchSettings = field(default_factory=SearchSettings)
+
+    def __post_init__(self) -> None:
+        if self.read_text not in READ_TEXT_MODES:
+            raise ConfigError(f"read_text must be one of {', '.join(READ_TEXT_MODES)}, not {self.read_text!r}")
 
     @property
     def index_dir(self) -> Path:
@@ -174,6 +190,7 @@ def load_settings(home: str | os.PathLike | None = None, db_url: str | None = No
         api_key=env.get("SHOPLENS_API_KEY") or None,
         cors_origins=tuple(o for o in env.get("SHOPLENS_CORS_ORIGINS", "").split(",") if o),
         llm_spec=env.get("SHOPLENS_LLM") or DEFAULT_LLM,
+        read_text=(env.get("SHOPLENS_READ_TEXT") or "auto").strip().lower(),
         search=SearchSettings.from_env(env),
     )
     return settings.with_overrides(**overrides)

@@ -33,7 +33,9 @@ from indexer.catalog import CatalogRow, RowError, parse_mapping, read_catalog, s
 from indexer.config import Settings
 from indexer.errors import BadImage
 from indexer.images import ImageInfo, ImageResolver, decode_image
-from indexer.store import Embedding, IngestRun, Product, ProductImage, RowOutcome, Store, upsert, utcnow
+from indexer.reading import READER_VERSION, Reading, load_reader
+from indexer.reading.policy import auto_reads, has_words, spread
+from indexer.store import Embedding, ImageText, IngestRun, Product, ProductImage, RowOutcome, Store, upsert, utcnow
 from indexer.vectors import fuse_vectors
 
 log = logging.getLogger(__name__)
@@ -68,15 +70,19 @@ class RunSummary:
     published: bool = False
     vectors: int = 0
     index_type: str | None = None
+    reading: str = "off"  # whether this run read printed text: on, off, or auto's decision ("auto: on")
+    texts: dict = field(default_factory=dict)  # readings made this run per outcome (read / no_text / failed)
 
     def counts(self) -> dict:
-        return {k: getattr(self, k) for k in ("indexed", "updated", "unchanged", "rejected", "pruned")}
+        return {**{k: getattr(self, k) for k in ("indexed", "updated", "unchanged", "rejected", "pruned")},
+                "read_text": {"mode": self.reading, **self.texts}}
 
     def line(self) -> str:
         index = (f"published {self.version}" if self.published else f"index unchanged ({self.version})")
         return (f"indexed {self.indexed}, updated {self.updated}, unchanged {self.unchanged}, rejected "
                 f"{self.rejected}, pruned {self.pruned} in {self.seconds:.1f}s; {index}: {self.vectors} vectors "
-                f"({self.index_type})")
+                f"({self.index_type}); read text: {self.reading}" +
+                (f" ({', '.join(f'{n} {k}' for k, n in sorted(self.texts.items()))})" if self.texts else ""))
 
 
 @dataclass
@@ -89,6 +95,7 @@ class Prepared:
     info: ImageInfo | None = None
     tensor: object = None
     error: str | None = None
+    reading: Reading | None = None  # the printed text, when this image had to be read
 
 
 @dataclass
@@ -125,27 +132,85 @@ class Indexer:
         roots = [p for p in (options.images_root, Path(options.catalog).resolve().parent) if p]
         self.resolver = ImageResolver(roots, max_bytes=settings.max_image_bytes)
         self.seen_ids: set[str] = set()
+        self.read_text = settings.read_text
+        self.reading = False  # decided in ingest() (auto samples the catalog first)
         with store.session() as s:
+            # Images already read by this reader version: an unchanged image is never read twice.
+            self.read_hashes: set[str] = set(s.scalars(select(ImageText.sha256)
+                                                       .where(ImageText.reader == READER_VERSION)))
             self.next_key = (s.scalar(select(func.max(Product.key))) or 0) + 1
             s.execute(update(IngestRun).where(IngestRun.status == "running").values(status="interrupted"))
             run = IngestRun(catalog=str(options.catalog), status="running",
                             options={"images_root": str(options.images_root or ""), "map": list(options.mapping),
-                                     "model": self.encoder.name, "prune": options.prune})
+                                     "model": self.encoder.name, "prune": options.prune,
+                                     "read_text": self.read_text})
             s.add(run)
         self.summary = RunSummary(run_id=run.id)
 
     # -- per-row work in the thread pool -------------------------------------------------------------------
     def _prepare(self, row: CatalogRow, known_image_hash: str | None) -> Prepared:
-        """Read and hash the image; decode and preprocess it only if its bytes differ from the encoded ones."""
+        """Read and hash the image; decode it only if its bytes differ from the encoded ones (then preprocess it)
+        or if its printed text is to be read and this reader has not read these bytes yet."""
         try:
             data, ref = self.resolver.read(row.image or "")
             digest = hashlib.sha256(data).hexdigest()
-            if digest == known_image_hash:
+            encode = digest != known_image_hash
+            read = self.reading and digest not in self.read_hashes
+            if not (encode or read):
                 return Prepared(row, ref, digest)
             image, info = decode_image(data, max_pixels=self.settings.max_image_pixels, what=f"image {row.image}")
-            return Prepared(row, ref, digest, info, self.encoder.preprocess(image))
+            prepared = Prepared(row, ref, digest, info, self.encoder.preprocess(image) if encode else None)
         except BadImage as exc:
             return Prepared(row, error=str(exc))
+        if read:
+            self.read_hashes.add(digest)  # a second product with the same bytes reuses this reading
+            prepared.reading = load_reader().read_image(image)
+        return prepared
+
+    def _decide_reading(self) -> None:
+        """on / off as asked; auto reads the catalog if a spread sample of its images carries printed words
+        (indexer.reading.policy). Sampled images this reader read before are not read again."""
+        if self.read_text != "auto":
+            self.reading, self.summary.reading = self.read_text == "on", self.read_text
+            return
+        rows = [r for r in read_catalog(self.options.catalog, self.mapping) if isinstance(r, CatalogRow)]
+        fresh: list[Prepared] = []
+        known: list[str] = []
+        for row in spread(rows):
+            try:
+                data, ref = self.resolver.read(row.image or "")
+            except BadImage:
+                continue  # the row is rejected, with its reason, when it is ingested
+            digest = hashlib.sha256(data).hexdigest()
+            if digest in self.read_hashes:
+                known.append(digest)
+                continue
+            self.read_hashes.add(digest)
+            reading = load_reader().read_bytes(data, max_pixels=self.settings.max_image_pixels, what=f"image {ref}")
+            fresh.append(Prepared(row, ref, digest, reading=reading))
+        with self.store.session() as s:
+            self._write_readings(s, fresh)
+            stored = list(s.execute(select(ImageText.outcome, ImageText.lines).where(ImageText.sha256.in_(known))))
+        evidence = [has_words([line.text for line in p.reading.lines]) for p in fresh if p.reading.outcome != "failed"]
+        evidence += [has_words([line["text"] for line in lines]) for outcome, lines in stored if outcome != "failed"]
+        self.reading = auto_reads(sum(evidence), len(evidence))
+        self.summary.reading = (f"auto: {'on' if self.reading else 'off'} ({sum(evidence)} of {len(evidence)} "
+                                f"sampled images carry words)")
+        log.info("read-text %s", self.summary.reading)
+
+    def _store_readings(self, prepared: list[Prepared]) -> None:
+        with self.store.session() as s:
+            self._write_readings(s, prepared)
+
+    def _write_readings(self, session: Session, prepared: list[Prepared]) -> None:
+        """Upsert the image_texts rows of the readings in `prepared` (in the caller's transaction)."""
+        rows = {p.image_hash: {"sha256": p.image_hash, "reader": READER_VERSION, "outcome": p.reading.outcome,
+                               "reason": p.reading.reason, "lines": [line.to_dict() for line in p.reading.lines],
+                               "seconds": round(p.reading.seconds, 3), "read_at": utcnow()}
+                for p in prepared if p.reading}
+        upsert(session, ImageText, list(rows.values()))
+        for r in rows.values():
+            self.summary.texts[r["outcome"]] = self.summary.texts.get(r["outcome"], 0) + 1
 
     # -- batches -------------------------------------------------------------------------------------------
     def _start_batch(self, session: Session, items: list[CatalogRow | RowError], pool: ThreadPoolExecutor) -> _Batch:
@@ -193,6 +258,7 @@ class Indexer:
         session.flush()  # product rows exist before their images and embeddings (foreign keys)
         upsert(session, ProductImage, images)
         upsert(session, Embedding, embeddings)
+        self._write_readings(session, good)
         for o in outcomes:
             setattr(self.summary, o["outcome"], getattr(self.summary, o["outcome"]) + 1)
         session.execute(RowOutcome.__table__.insert(), [{**o, "run_id": self.summary.run_id} for o in outcomes])
@@ -254,6 +320,7 @@ class Indexer:
     # -- the run -------------------------------------------------------------------------------------------
     def ingest(self) -> None:
         """Read the catalog and write every batch, `PREFETCH_BATCHES` batches of image work ahead."""
+        self._decide_reading()
         size = self.settings.batch_size
         bar = tqdm(total=_estimate_rows(Path(self.options.catalog)), unit="product", desc="indexing",
                    disable=not self.options.progress, dynamic_ncols=True, smoothing=0.1)

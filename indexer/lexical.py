@@ -1,7 +1,7 @@
 """The BM25 index (bm25s) that search blends with the vectors: exact words such as brands, sizes and colours.
 
-Each indexed document is a product's title, brand, category, colour, attributes, description and its approved
-copy. The index is saved in a version's `lexical/` folder with the product keys in the same order, and loaded
+Each indexed document is a product's title, brand, category, colour, attributes, description, its approved
+copy and the words printed on its image (indexer.reading). The index is saved in a version's `lexical/` folder with the product keys in the same order, and loaded
 memory-mapped.
 """
 from __future__ import annotations
@@ -14,6 +14,8 @@ from typing import Iterable, Sequence
 import bm25s
 import numpy as np
 
+from indexer.reading.words import word_forms
+
 log = logging.getLogger(__name__)
 logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every build step at DEBUG
 
@@ -22,10 +24,16 @@ _STOPWORDS = "en"
 
 
 def product_document(title: str, brand: str | None, category: str | None, colour: str | None,
-                     attributes: dict | None, description: str | None, approved_copy: Iterable[str] = ()) -> str:
-    """The text BM25 sees for one product (the brand and title come first; order does not change BM25)."""
+                     attributes: dict | None, description: str | None, approved_copy: Iterable[str] = (),
+                     printed: Iterable[str] = ()) -> str:
+    """The text BM25 sees for one product (the brand and title come first; order does not change BM25).
+
+    `printed` (the lines read on its image) adds each distinct printed word once, as read and without diacritics
+    ("MJÖLK" and "mjolk": OCR keeps or drops them at random): a word found only on the package makes the product
+    findable, and weighs no more than one mention in the description, below the title's words, which also
+    appear in the brand, category and description."""
     attrs = " ".join(f"{k} {v}" for k, v in (attributes or {}).items())
-    parts = [title, brand, category, colour, attrs, description, *approved_copy]
+    parts = [title, brand, category, colour, attrs, description, *approved_copy, " ".join(word_forms(printed))]
     return "\n".join(p for p in parts if p)
 
 

@@ -22,7 +22,8 @@ from indexer.config import VECTOR_KINDS, Settings
 from indexer.errors import NoIndex
 from indexer.lexical import build_lexical, product_document
 from indexer.locking import run_lock
-from indexer.store import CopyVersion, Embedding, IndexVersion, Product, Store, open_store
+from indexer.reading.stored import printed_lines
+from indexer.store import CopyVersion, Embedding, ImageText, IndexVersion, Product, Store, open_store
 from indexer.vectors import (build_index, choose_index_type, current_version, publish_version, read_manifest,
                              recall_at_k, write_index)
 
@@ -33,12 +34,14 @@ log = logging.getLogger(__name__)
 
 
 def _fingerprint(session: Session, model: str) -> str:
-    """What the published version was built from: active products' hashes, the model and approved copy."""
+    """What the published version was built from: active products' hashes, the model, approved copy and the
+    printed text read on their images (reading them later changes the lexical index)."""
     digest = hashlib.sha256(model.encode())
-    for key, text_hash, image_hash in session.execute(
-            select(Product.key, Product.text_hash, Product.image_hash).where(Product.status == "active")
+    for key, text_hash, image_hash, reader, outcome in session.execute(
+            select(Product.key, Product.text_hash, Product.image_hash, ImageText.reader, ImageText.outcome)
+            .outerjoin(ImageText, ImageText.sha256 == Product.image_hash).where(Product.status == "active")
             .order_by(Product.key)):
-        digest.update(f"{key}:{text_hash}:{image_hash};".encode())
+        digest.update(f"{key}:{text_hash}:{image_hash}:{reader}:{outcome};".encode())
     for cid, in session.execute(select(CopyVersion.id).where(CopyVersion.status == "approved")
                                 .order_by(CopyVersion.id)):
         digest.update(f"c{cid};".encode())
@@ -67,11 +70,13 @@ def _lexical_documents(session: Session) -> tuple[list[int], list[str]]:
     for pid, text in session.execute(select(CopyVersion.product_id, CopyVersion.text)
                                      .where(CopyVersion.status == "approved").order_by(CopyVersion.version)):
         approved.setdefault(pid, []).append(text)
+    products = list(session.scalars(select(Product).where(Product.status == "active").order_by(Product.key)))
+    printed = printed_lines(session, (p.image_hash for p in products))
     keys, docs = [], []
-    for p in session.scalars(select(Product).where(Product.status == "active").order_by(Product.key)):
+    for p in products:
         keys.append(p.key)
         docs.append(product_document(p.title, p.brand, p.category, p.colour, p.attributes, p.description,
-                                     approved.get(p.id, ())))
+                                     approved.get(p.id, ()), printed.get(p.image_hash, ())))
     return keys, docs
 
 

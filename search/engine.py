@@ -23,11 +23,14 @@ from sqlalchemy import select
 
 from indexer.config import SearchSettings, Settings
 from indexer.errors import BadInput, NotFound
+from indexer.reading import TextReader
+from indexer.reading.stored import printed_lines
 from indexer.store import CopyVersion, Embedding, Product, ProductImage, Store, open_store
 from indexer.vectors import IndexReader, LoadedVersion
 from search.dedupe import collapse
 from search.filters import Filters
 from search.fusion import fuse
+from search.printed import PrintedIndex, fuse_printed
 from search.products import ProductTable
 from search.query import Hit, Query, SearchResult, split_negative
 from search.suggest import Suggester
@@ -61,13 +64,16 @@ class _State:
     version: LoadedVersion
     table: ProductTable
     suggester: Suggester | None = None
+    printed: PrintedIndex | None = None  # loaded on the first query that reads printed words
 
 
 class SearchEngine:
     """Answers queries against the published index; safe to share between threads of one process."""
 
-    def __init__(self, settings: Settings, config: SearchSettings | None = None, *, store: Store | None = None) -> None:
+    def __init__(self, settings: Settings, config: SearchSettings | None = None, *, store: Store | None = None,
+                 text_reader: TextReader | None = None) -> None:
         self.settings = settings
+        self._text_reader = text_reader  # reads query photos' words; None: the process's (indexer.reading)
         self.config = config or settings.search
         self.store = store or open_store(settings.db_url)
         self.reader = IndexReader(settings.index_dir)
@@ -147,6 +153,10 @@ class SearchEngine:
             with timer.stage("vector_search"):
                 vector = self._vector_search(state, kind, vec, allowed)
             vector = self._floor(vector, self._text_floor(state, kind), cfg.vector_margin)
+            if kind == "image" and cfg.image_text_weight > 0:  # words → image: also the words on the image
+                vector = self._with_printed(state, kind, vec, vector, text, allowed, titles=False,
+                                            weight=cfg.image_text_weight, min_score=self._text_floor(state, kind),
+                                            timer=timer)
         if negative:
             with timer.stage("lexical"):
                 avoid = self._avoid(state, negative)
@@ -187,10 +197,15 @@ class SearchEngine:
         with timer.stage("encode"):
             photo_vec = enc.encode_images([image])[0]
             text_vec = self._text_vector(text, negative) if text else None
+        photo_words = self._photo_words(image, timer) if text_vec is None else ""
         with timer.stage("vector_search"):
             by_photo = self._vector_search(state, cfg.image_kind, photo_vec, allowed)
-            if text_vec is None:
+            if text_vec is None and not photo_words:
                 ranking = self._floor(by_photo, cfg.min_image_score)
+            elif text_vec is None:
+                ranking = self._with_printed(state, cfg.image_kind, photo_vec, by_photo, photo_words, allowed,
+                                             titles=True, weight=cfg.photo_text_weight,
+                                             min_score=cfg.min_image_score, timer=timer)
             else:
                 by_text = self._vector_search(state, "text", text_vec, allowed)
                 keys = list(dict.fromkeys([k for k, _ in by_photo] + [k for k, _ in by_text]))
@@ -206,6 +221,43 @@ class SearchEngine:
                 avoid = self._avoid(state, negative)
             ranking = [(key, s) for key, s in ranking if key not in avoid]
         return ranking
+
+    def _photo_words(self, image: Image.Image, timer: _Timer) -> str:
+        """The words read on a query photo ('' when reading is off, `read_text` or `photo_text_weight` 0, or
+        nothing legible was read: such a photo is answered by its look alone, as before reading existed)."""
+        if self.settings.read_text == "off" or self.config.photo_text_weight <= 0:
+            return ""
+        from indexer.reading import load_reader
+        from indexer.reading.words import words
+
+        with timer.stage("read_text"):
+            reading = (self._text_reader or load_reader()).read_image(image, turn=False)
+        return " ".join(w for line in reading.lines for w in words(line.text))
+
+    def _printed(self, state: _State) -> PrintedIndex:
+        if state.printed is None:
+            with self._lock:
+                if state.printed is None:
+                    state.printed = PrintedIndex.load(self.store, state.table)
+        return state.printed
+
+    def _with_printed(self, state: _State, kind: str, vec: np.ndarray, ranking: Ranking, text: str, allowed, *,
+                      titles: bool, weight: float, min_score: float, timer: _Timer) -> Ranking:
+        """`ranking` (cosines of `vec` with `kind` vectors) fused with the trigram match of `text` against the
+        products' printed words (and titles, with `titles`): search.printed.fuse_printed. Products that only
+        the words found get their cosine computed here."""
+        cfg = self.config
+        with timer.stage("printed_match"):
+            match = self._printed(state).match(text, titles=titles)
+            if allowed is not None:
+                allowed_set = set(allowed.tolist())
+                match = {k: s for k, s in match.items() if k in allowed_set}
+            if not match:
+                return ranking
+            scores = dict(ranking)
+            missing = [k for k, s in match.items() if k not in scores and s >= cfg.photo_text_min]
+            scores.update(self._similarities(state, kind, vec, missing))
+            return fuse_printed(scores, match, weight=weight, min_match=cfg.photo_text_min, min_visual=min_score)
 
     def _similarities(self, state: _State, kind: str, vec: np.ndarray, keys: list[int]) -> dict[int, float]:
         """Cosine of `vec` with the stored `kind` vectors of `keys`."""
@@ -313,6 +365,7 @@ class SearchEngine:
             if product is None or product.status != "active":
                 raise NotFound(f"no product with id {product_id!r}")
             image = session.get(ProductImage, product_id)
+            printed = printed_lines(session, [product.image_hash]).get(product.image_hash, [])
             approved = session.execute(
                 select(CopyVersion).where(CopyVersion.product_id == product_id, CopyVersion.status == "approved")
                 .order_by(CopyVersion.version.desc()).limit(1)).scalar_one_or_none()
@@ -324,6 +377,7 @@ class SearchEngine:
                 "image": ({"format": image.format, "width": image.width, "height": image.height}
                           if image is not None else None),
                 "has_image": bool(product.image_ref),
+                "printed_text": printed,
                 "copy": ({"version": approved.version, "text": approved.text, "bullets": approved.bullets or [],
                           "seo_title": approved.seo_title} if approved is not None else None),
             }

@@ -48,7 +48,9 @@ PRODUCT = register_schema("Product", {
                    "brand": NULLABLE_STR, "category": NULLABLE_STR, "colour": NULLABLE_STR,
                    "gender": NULLABLE_STR, "price": NULLABLE_NUM, "currency": NULLABLE_STR,
                    "attributes": {"type": "object"}, "image_url": NULLABLE_STR,
-                   "similar_url": {"type": "string"}, "copy": {"type": "object", "nullable": True}}})
+                   "similar_url": {"type": "string"}, "copy": {"type": "object", "nullable": True},
+                   "printed_text": {"type": "array", "items": {"type": "string"},
+                                    "description": "lines of text read on the product image (OCR)"}}})
 STATUS = register_schema("Status", {
     "type": "object", "required": ["products", "index"],
     "properties": {"products": {"type": "integer"},

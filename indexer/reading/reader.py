@@ -33,7 +33,6 @@ from indexer.images import decode_image
 
 log = logging.getLogger(__name__)
 
-READ_TEXT_MODES: tuple[str, ...] = ("auto", "on", "off")
 DETECT_SIDE = 480
 MAX_SIDE = 960         # huge images are detected at this size (a 6,000 px carton: 4.1 s at 1,280, same words)
 MIN_SIDE = 16          # below this there is nothing a detector can find (a 1-pixel image is `no_text`)
@@ -195,6 +194,10 @@ def load_reader() -> TextReader:
         "Rec.model_path": str(folder / _MODEL_FILES[1]),
         "Cls.model_path": str(folder / _MODEL_FILES[2]),
         "Det.limit_side_len": DETECT_SIDE,
+        # One thread per session: at index time the reader runs in a decoding worker beside the encoder, and two
+        # cores' worth of threads in each would only contend.
+        "EngineConfig.onnxruntime.intra_op_num_threads": 1,
+        "EngineConfig.onnxruntime.inter_op_num_threads": 1,
     })
     log.info("OCR reader loaded from %s in %.1fs", folder, time.perf_counter() - started)
     return TextReader(engine)

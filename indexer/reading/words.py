@@ -31,10 +31,15 @@ def words(text: str) -> list[str]:
     return [w for w in _WORD.findall(fold(text)) if sum(ch.isalpha() for ch in w) >= MIN_WORD_LETTERS]
 
 
-def printed_words(lines: Iterable[str]) -> list[str]:
-    """The distinct words of an image's text lines, in reading order: what the lexical index and the product
-    page get."""
-    return list(dict.fromkeys(w for line in lines for w in words(line)))
+def word_forms(lines: Iterable[str]) -> list[str]:
+    """The distinct words of text lines (MIN_WORD_LETTERS letters or more), each in lower case as written and
+    folded where that differs, in reading order: what the lexical index gets of an image's printed text."""
+    forms = []
+    for line in lines:
+        for raw in _WORD.findall(line.lower()):
+            if sum(ch.isalpha() for ch in raw) >= MIN_WORD_LETTERS:
+                forms += [raw, fold(raw)]
+    return list(dict.fromkeys(forms))
 
 
 def trigrams(word: str) -> list[str]:

@@ -1,0 +1,243 @@
+"""What reading printed words buys, and what it costs (issue #12), in one command:
+
+    .venv/bin/python bench/ocr.py [--write]
+
+1. Grocery photo → product: all 296 in-store photos against the 81 products, Recall@1/@5 with query-photo reading
+   off (today's visual ranking) and on (visual + trigram match of the photo's words, search.printed), packages and
+   produce apart. The fusion weight and match floor are chosen on the tuning half of the photos (even rows of
+   photo_queries.csv) and reported on the held-out half (odd rows) and on all photos.
+2. Grocery title → image (`image` mode: a title against the product photos), with and without the words printed
+   on the photos, products split the same way (even / odd product ids) for the weight.
+3. Cost: indexing the grocery catalog with --read-text on vs off, and ~300 Myntra products (an even stride over
+   the catalog, as the tests take them) with --read-text auto vs off: products/s and their ratio.
+
+Query photos are read once through the engine's reader and cached in bench/out/ocr/photo_readings.json (by file
+and reader version), so the weight grid re-runs only the visual search. Figures go to stdout and
+bench/out/ocr/results.json; `--write` puts them in bench/RESULTS.md (section "ocr").
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import shutil
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from indexer.config import load_settings  # noqa: E402
+from indexer.pipeline import IndexOptions, run_index  # noqa: E402
+from indexer.reading import READER_VERSION, Reading, TextLine, TextReader, load_reader  # noqa: E402
+from search.engine import SearchEngine  # noqa: E402
+from search.query import Query  # noqa: E402
+
+log = logging.getLogger("bench.ocr")
+DATA = ROOT.parent / "shared" / "datasets"
+GROCERY = DATA / "grocery_store"
+MYNTRA = DATA / "myntra_fashion"
+GROCERY_MAP = ["id=product_id", "image=iconic_image_path", "category=top_category>coarse_class"]
+MYNTRA_MAP = ["image=image_hr,thumbs_60x80.zip#{thumb_60x80}", "title=title,{brand} {variant_name}",
+              "category=master_category>sub_category>article_type", "colour=base_colour",
+              "price=discounted_price_inr,price_inr"]
+OUT = ROOT / "bench" / "out" / "ocr"
+WEIGHTS = (0.25, 0.5, 1.0, 2.0)
+MINS = (0.2, 0.3, 0.4)
+TITLE_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0)
+
+
+class CachedReader(TextReader):
+    """The process's reader, remembering each photo's reading by file (set `current` before each search)."""
+
+    def __init__(self, path: Path) -> None:
+        base = load_reader()
+        super().__init__(base.engine, base.version)
+        self.path = path
+        self.cache: dict = json.loads(path.read_text()) if path.is_file() else {}
+        self.current = ""
+        self.seconds: list[float] = []
+
+    def read_image(self, image: Image.Image, *, turn: bool = True) -> Reading:
+        key = f"{READER_VERSION}|{self.current}|{turn}"
+        if key not in self.cache:
+            reading = super().read_image(image, turn=turn)
+            self.seconds.append(reading.seconds)
+            self.cache[key] = {"outcome": reading.outcome, "lines": [line.to_dict() for line in reading.lines],
+                               "seconds": reading.seconds}
+        c = self.cache[key]
+        return Reading(c["outcome"], tuple(TextLine.from_dict(d) for d in c["lines"]), seconds=c["seconds"])
+
+    def save(self) -> None:
+        self.path.write_text(json.dumps(self.cache))
+
+
+def _index(home: Path, catalog: Path, mapping: list[str], read_text: str, images_root: Path | None = None) -> dict:
+    shutil.rmtree(home, ignore_errors=True)
+    settings = load_settings(home=home, read_text=read_text)
+    started = time.perf_counter()
+    summary = run_index(settings, IndexOptions(catalog=catalog, images_root=images_root, mapping=mapping,
+                                               progress=False))
+    seconds = time.perf_counter() - started
+    return {"read_text": read_text, "decision": summary.reading, "texts": summary.texts,
+            "products": summary.indexed, "seconds": round(seconds, 1),
+            "products_per_s": round(summary.indexed / seconds, 2)}
+
+
+def _photos() -> list[dict]:
+    with open(GROCERY / "photo_queries.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    with open(GROCERY / "products.csv", newline="", encoding="utf-8") as fh:
+        top = {r["product_id"]: r["top_category"] for r in csv.DictReader(fh)}
+    for i, r in enumerate(rows):
+        r["split"] = "tuning" if i % 2 == 0 else "held-out"
+        r["kind"] = "packages" if top[r["relevant_product_id"]] == "Packages" else "produce"
+    return rows
+
+
+def _photo_ranks(engine: SearchEngine, reader: CachedReader, photos: list[dict]) -> dict[str, int | None]:
+    """Rank (1-based) of the relevant product for each photo; None when it is not returned."""
+    ranks = {}
+    for p in photos:
+        reader.current = p["query_image_path"]
+        with Image.open(GROCERY / p["query_image_path"]) as im:
+            image = im.convert("RGB")
+        hits = engine.search(Query(image=image, k=20, collapse=False)).hits
+        ids = [h.product.id for h in hits]
+        ranks[p["query_id"]] = ids.index(p["relevant_product_id"]) + 1 if p["relevant_product_id"] in ids else None
+    return ranks
+
+
+def _recall(ranks: dict, ids: list[str], k: int) -> float:
+    return round(sum(1 for i in ids if ranks[i] is not None and ranks[i] <= k) / max(1, len(ids)), 3)
+
+
+def _groups(photos: list[dict], split: str | None = None) -> dict[str, list[str]]:
+    chosen = [p for p in photos if split is None or p["split"] == split]
+    return {"all": [p["query_id"] for p in chosen],
+            "packages": [p["query_id"] for p in chosen if p["kind"] == "packages"],
+            "produce": [p["query_id"] for p in chosen if p["kind"] == "produce"]}
+
+
+def _table(ranks: dict, photos: list[dict], split: str | None) -> dict:
+    return {g: {"n": len(ids), "recall@1": _recall(ranks, ids, 1), "recall@5": _recall(ranks, ids, 5)}
+            for g, ids in _groups(photos, split).items()}
+
+
+def photo_bench(home: Path) -> dict:
+    settings = load_settings(home=home)
+    reader = CachedReader(OUT / "photo_readings.json")
+    photos = _photos()
+    tuning = [p for p in photos if p["split"] == "tuning"]
+    base = settings.search
+    off_engine = SearchEngine(settings, replace(base, photo_text_weight=0.0), text_reader=reader)
+    off = _photo_ranks(off_engine, reader, photos)
+    grid = []
+    for w in WEIGHTS:
+        for m in MINS:
+            engine = SearchEngine(settings, replace(base, photo_text_weight=w, photo_text_min=m), text_reader=reader,
+                                  store=off_engine.store)
+            ranks = _photo_ranks(engine, reader, tuning)
+            ids = [p["query_id"] for p in tuning]
+            grid.append({"weight": w, "min": m, "recall@1": _recall(ranks, ids, 1), "recall@5": _recall(ranks, ids, 5)})
+            reader.save()
+            log.info("tuning w=%s min=%s: %s", w, m, grid[-1])
+    best = max(grid, key=lambda g: (g["recall@1"], g["recall@5"]))
+    chosen = SearchEngine(settings, replace(base, photo_text_weight=best["weight"], photo_text_min=best["min"]),
+                          text_reader=reader, store=off_engine.store)
+    on = _photo_ranks(chosen, reader, photos)
+    reader.save()
+    with_words = [p for p in photos if reader.cache[f"{READER_VERSION}|{p['query_image_path']}|False"]["lines"]]
+    worse = [i for i in off if off[i] == 1 and on[i] != 1]
+    return {"grid_on_tuning": grid, "chosen": {"weight": best["weight"], "min": best["min"]},
+            "off": {s or "all": _table(off, photos, s) for s in (None, "tuning", "held-out")},
+            "on": {s or "all": _table(on, photos, s) for s in (None, "tuning", "held-out")},
+            "photos_with_words": len(with_words),
+            "top1_lost_by_reading": len(worse),
+            "photo_read_s_p50": round(sorted(reader.seconds)[len(reader.seconds) // 2], 3) if reader.seconds else None}
+
+
+def title_bench(home: Path) -> dict:
+    settings = load_settings(home=home)
+    with open(GROCERY / "products.csv", newline="", encoding="utf-8") as fh:
+        products = list(csv.DictReader(fh))
+    out = {}
+    store = None
+    for w in TITLE_WEIGHTS:
+        engine = SearchEngine(settings, replace(settings.search, image_text_weight=w), store=store)
+        store = engine.store
+        ranks = {}
+        for p in products:
+            ids = [h.product.id for h in engine.search(Query(text=p["title"], mode="image", k=10,
+                                                             collapse=False)).hits]
+            ranks[p["product_id"]] = ids.index(p["product_id"]) + 1 if p["product_id"] in ids else None
+        row = {}
+        for split, parity in (("tuning", 0), ("held-out", 1), ("all", None)):
+            ids = [p["product_id"] for p in products if parity is None or int(p["product_id"]) % 2 == parity]
+            row[split] = {"n": len(ids), "recall@1": _recall(ranks, ids, 1), "recall@10": _recall(ranks, ids, 10)}
+        out[str(w)] = row
+        log.info("title -> image w=%s: %s", w, row["all"])
+    best = max(TITLE_WEIGHTS, key=lambda w: (out[str(w)]["tuning"]["recall@1"], out[str(w)]["tuning"]["recall@10"]))
+    return {"by_weight": out, "chosen_on_tuning": best}
+
+
+def myntra_subset(n: int) -> Path:
+    with open(MYNTRA / "products.csv", newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        fields = list(reader.fieldnames or [])
+        with_photo = [row for row in reader if row["image_hr"]]
+    rows = with_photo[:: len(with_photo) // n][:n]
+    path = OUT / f"myntra-{n}.csv"
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--myntra-n", type=int, default=300)
+    parser.add_argument("--write", action="store_true", help="update the ocr section of bench/RESULTS.md")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    OUT.mkdir(parents=True, exist_ok=True)
+    results: dict = {"reader": READER_VERSION}
+    catalog = GROCERY / "products.csv"
+    results["grocery_index_off"] = _index(OUT / "grocery-off", catalog, GROCERY_MAP, "off")
+    results["grocery_index_on"] = _index(OUT / "grocery-on", catalog, GROCERY_MAP, "on")
+    results["photo"] = photo_bench(OUT / "grocery-on")
+    results["title_to_image"] = title_bench(OUT / "grocery-on")
+    subset = myntra_subset(args.myntra_n)
+    results["myntra_index_off"] = _index(OUT / "myntra-off", subset, MYNTRA_MAP, "off", MYNTRA)
+    results["myntra_index_auto"] = _index(OUT / "myntra-auto", subset, MYNTRA_MAP, "auto", MYNTRA)
+    results["myntra_auto_vs_off"] = round(results["myntra_index_auto"]["products_per_s"]
+                                          / results["myntra_index_off"]["products_per_s"], 3)
+    (OUT / "results.json").write_text(json.dumps(results, indent=1))
+    print(json.dumps(results, indent=1))
+    if args.write:
+        write_results(results)
+
+
+def write_results(results: dict) -> None:
+    """Replace (or append) the `## ocr` section of bench/RESULTS.md."""
+    path = ROOT / "bench" / "RESULTS.md"
+    text = path.read_text()
+    section = "## ocr\n\n`.venv/bin/python bench/ocr.py --write` (raw figures: bench/out/ocr/results.json)\n\n" + \
+        "```json\n" + json.dumps(results, indent=1) + "\n```\n"
+    start = text.find("## ocr\n")
+    if start >= 0:
+        end = text.find("\n## ", start + 1)
+        text = text[:start] + section + (text[end + 1:] if end >= 0 else "")
+    else:
+        text = text.rstrip() + "\n\n" + section
+    path.write_text(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""Ranking by the words printed on products: a query photo's text (or a text query) against what was read on the
+product images, by character trigrams (indexer.reading.words), fused with the visual score.
+
+Why trigrams, on both sides: the photo's words and the catalogue image's words are both OCR output, misread in
+different letters ("MELLANMUOLA" / "MELLANMJOLK"); a product's title and brand join its printed words for photo
+queries because a shelf photo often shows the brand more clearly than the small catalogue image does.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from indexer.reading.stored import printed_lines
+from indexer.reading.words import TrigramIndex
+from indexer.store import Store
+from search.products import ProductTable
+
+Ranking = list[tuple[int, float]]
+
+
+@dataclass(frozen=True)
+class PrintedIndex:
+    """Per index version: each product's printed lines, and trigram indexes over (title, brand, printed words)
+    and over the printed words alone."""
+
+    keys: np.ndarray
+    lines: dict[int, list[str]]
+    with_titles: TrigramIndex
+    on_image: TrigramIndex
+
+    @classmethod
+    def load(cls, store: Store, table: ProductTable) -> "PrintedIndex":
+        with store.session() as session:
+            by_hash = printed_lines(session, (p.image_hash for p in table.products))
+        lines = {p.key: by_hash[p.image_hash] for p in table.products if p.image_hash in by_hash}
+        printed = [" ".join(lines.get(p.key, ())) for p in table.products]
+        titled = [" ".join(filter(None, (p.title, p.brand, text))) for p, text in zip(table.products, printed)]
+        return cls(table.keys, lines, TrigramIndex(titled), TrigramIndex(printed))
+
+    def match(self, text: str, *, titles: bool) -> dict[int, float]:
+        """Products whose words share trigrams with `text`: key → cosine (0, 1]."""
+        scores = (self.with_titles if titles else self.on_image).scores(text)
+        hits = np.flatnonzero(scores > 0)
+        return {int(self.keys[i]): float(scores[i]) for i in hits}
+
+
+def fuse_printed(visual: dict[int, float], match: dict[int, float], *, weight: float, min_match: float,
+                 min_visual: float) -> Ranking:
+    """visual + weight * text match for every candidate of either; a hit must pass the visual floor or match the
+    words by at least `min_match` (so a product the photo's words name is found even when it looks unlike its
+    catalogue image). Keys missing from `visual` score 0 visually."""
+    keys = set(visual) | {k for k, s in match.items() if s >= min_match}
+    scored = ((k, visual.get(k, 0.0) + weight * match.get(k, 0.0)) for k in keys
+              if visual.get(k, 0.0) >= min_visual or match.get(k, 0.0) >= min_match)
+    return sorted(scored, key=lambda kv: (-kv[1], kv[0]))
