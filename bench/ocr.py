@@ -12,7 +12,9 @@
    the catalog, as the tests take them) with --read-text auto vs off: products/s and their ratio.
 
 Query photos are read once through the engine's reader and cached in bench/out/ocr/photo_readings.json (by file
-and reader version), so the weight grid re-runs only the visual search. Figures go to stdout and
+and reader version); the weight grid scores each setting from per-photo components (image cosines with every
+product, the photo's words) with the engine's own fusion function, and the chosen setting is then run end to end
+through the engine (the bench checks that both give the same ranks). Figures go to stdout and
 bench/out/ocr/results.json; `--write` puts them in bench/RESULTS.md (section "ocr").
 """
 from __future__ import annotations
@@ -129,6 +131,45 @@ def _table(ranks: dict, photos: list[dict], split: str | None) -> dict:
             for g, ids in _groups(photos, split).items()}
 
 
+def _components(engine: SearchEngine, reader: CachedReader, photos: list[dict]) -> dict[str, tuple[dict, str]]:
+    """Per photo: its image cosine with every product (key → cosine) and the words read on it, computed as the
+    engine computes them, so the weight grid scores each setting with search.printed.fuse_printed directly."""
+    from indexer.reading.words import words
+
+    state = engine.state()
+    keys = state.table.keys
+    matrix = state.version.index(engine.config.image_kind).reconstruct_batch(keys)
+    out = {}
+    for p in photos:
+        reader.current = p["query_image_path"]
+        with Image.open(GROCERY / p["query_image_path"]) as im:
+            image = im.convert("RGB")
+        cosines = matrix @ engine.encoder().encode_images([image])[0]
+        reading = reader.read_image(image, turn=False)
+        out[p["query_id"]] = ({int(k): float(c) for k, c in zip(keys, cosines)},
+                              " ".join(w for line in reading.lines for w in words(line.text)))
+    return out
+
+
+def _grid_ranks(engine: SearchEngine, components: dict, photos: list[dict], weight: float, minimum: float) -> dict:
+    from search.printed import fuse_printed
+
+    printed = engine._printed(engine.state())
+    by_key = engine.state().table.by_key
+    ranks = {}
+    for p in photos:
+        visual, text = components[p["query_id"]]
+        if text:
+            ranking = fuse_printed(visual, printed.match(text, titles=True), weight=weight, min_match=minimum,
+                                   min_visual=engine.config.min_image_score)
+        else:
+            ranking = sorted(((k, c) for k, c in visual.items() if c >= engine.config.min_image_score),
+                             key=lambda kv: -kv[1])
+        ids = [by_key[k].id for k, _ in ranking[:20]]
+        ranks[p["query_id"]] = ids.index(p["relevant_product_id"]) + 1 if p["relevant_product_id"] in ids else None
+    return ranks
+
+
 def photo_bench(home: Path) -> dict:
     settings = load_settings(home=home)
     reader = CachedReader(OUT / "photo_readings.json")
@@ -137,29 +178,63 @@ def photo_bench(home: Path) -> dict:
     base = settings.search
     off_engine = SearchEngine(settings, replace(base, photo_text_weight=0.0), text_reader=reader)
     off = _photo_ranks(off_engine, reader, photos)
+    components = _components(off_engine, reader, photos)
+    reader.save()
+    ids = [p["query_id"] for p in tuning]
     grid = []
     for w in WEIGHTS:
         for m in MINS:
-            engine = SearchEngine(settings, replace(base, photo_text_weight=w, photo_text_min=m), text_reader=reader,
-                                  store=off_engine.store)
-            ranks = _photo_ranks(engine, reader, tuning)
-            ids = [p["query_id"] for p in tuning]
+            ranks = _grid_ranks(off_engine, components, tuning, w, m)
             grid.append({"weight": w, "min": m, "recall@1": _recall(ranks, ids, 1), "recall@5": _recall(ranks, ids, 5)})
-            reader.save()
             log.info("tuning w=%s min=%s: %s", w, m, grid[-1])
     best = max(grid, key=lambda g: (g["recall@1"], g["recall@5"]))
+    configured = {"weight": base.photo_text_weight, "min": base.photo_text_min}
     chosen = SearchEngine(settings, replace(base, photo_text_weight=best["weight"], photo_text_min=best["min"]),
                           text_reader=reader, store=off_engine.store)
-    on = _photo_ranks(chosen, reader, photos)
-    reader.save()
-    with_words = [p for p in photos if reader.cache[f"{READER_VERSION}|{p['query_image_path']}|False"]["lines"]]
-    worse = [i for i in off if off[i] == 1 and on[i] != 1]
-    return {"grid_on_tuning": grid, "chosen": {"weight": best["weight"], "min": best["min"]},
+    on = _photo_ranks(chosen, reader, photos)  # end to end through the engine, with the chosen setting
+    assert on == _grid_ranks(chosen, components, photos, best["weight"], best["min"]), "grid and engine disagree"
+    default = _grid_ranks(chosen, components, photos, configured["weight"], configured["min"])
+    with_words = [p for p in photos if components[p["query_id"]][1]]
+    return {"grid_on_tuning": grid, "chosen_on_tuning": {"weight": best["weight"], "min": best["min"]},
+            "configured_defaults": configured,
             "off": {s or "all": _table(off, photos, s) for s in (None, "tuning", "held-out")},
             "on": {s or "all": _table(on, photos, s) for s in (None, "tuning", "held-out")},
-            "photos_with_words": len(with_words),
-            "top1_lost_by_reading": len(worse),
+            "on_with_configured_defaults": {s or "all": _table(default, photos, s) for s in (None, "held-out")},
+            "photos_with_words": {"all": len(with_words),
+                                  "packages": sum(p["kind"] == "packages" for p in with_words)},
+            "top1_lost_by_reading": sum(1 for i in off if off[i] == 1 and on[i] != 1),
+            "top1_gained_by_reading": sum(1 for i in off if off[i] != 1 and on[i] == 1),
             "photo_read_s_p50": round(sorted(reader.seconds)[len(reader.seconds) // 2], 3) if reader.seconds else None}
+
+
+def words_bench(home: Path) -> dict:
+    """Tolerance to misreads: the words read on each in-store photo (cached readings) as a query against the
+    products, by BM25 over the lexical documents (plain words, with the printed words) vs by character trigrams
+    over title + brand + printed words (search.printed). No visual part: this isolates the word matching."""
+    from indexer.reading.words import words
+
+    settings = load_settings(home=home)
+    engine = SearchEngine(settings)
+    state = engine.state()
+    printed = engine._printed(state)
+    cache = json.loads((OUT / "photo_readings.json").read_text())
+    ranks: dict[str, dict[str, int | None]] = {"bm25_plain_words": {}, "trigrams": {}}
+    photos = [p for p in _photos() if p["kind"] == "packages"]
+    used = []
+    for p in photos:
+        lines = cache[f"{READER_VERSION}|{p['query_image_path']}|False"]["lines"]
+        text = " ".join(w for line in lines for w in words(line["text"]))
+        if not text:
+            continue
+        used.append(p["query_id"])
+        bm25 = [state.table.by_key[k].id for k, _ in state.version.lexical().search(text, k=5)]
+        match = printed.match(text, titles=True)
+        tri = [state.table.by_key[k].id for k, _ in sorted(match.items(), key=lambda kv: -kv[1])[:5]]
+        for name, ids in (("bm25_plain_words", bm25), ("trigrams", tri)):
+            ranks[name][p["query_id"]] = (ids.index(p["relevant_product_id"]) + 1
+                                          if p["relevant_product_id"] in ids else None)
+    return {"package_photos": len(photos), "with_words": len(used),
+            **{name: {"recall@1": _recall(r, used, 1), "recall@5": _recall(r, used, 5)} for name, r in ranks.items()}}
 
 
 def title_bench(home: Path) -> dict:
@@ -204,14 +279,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--myntra-n", type=int, default=300)
     parser.add_argument("--write", action="store_true", help="update the ocr section of bench/RESULTS.md")
+    parser.add_argument("--words-only", action="store_true",
+                        help="only the word-matching comparison, on the homes and readings of an earlier run")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     OUT.mkdir(parents=True, exist_ok=True)
+    if args.words_only:
+        print(json.dumps(words_bench(OUT / "grocery-on"), indent=1))
+        return
     results: dict = {"reader": READER_VERSION}
     catalog = GROCERY / "products.csv"
     results["grocery_index_off"] = _index(OUT / "grocery-off", catalog, GROCERY_MAP, "off")
     results["grocery_index_on"] = _index(OUT / "grocery-on", catalog, GROCERY_MAP, "on")
     results["photo"] = photo_bench(OUT / "grocery-on")
+    results["words_only"] = words_bench(OUT / "grocery-on")
     results["title_to_image"] = title_bench(OUT / "grocery-on")
     subset = myntra_subset(args.myntra_n)
     results["myntra_index_off"] = _index(OUT / "myntra-off", subset, MYNTRA_MAP, "off", MYNTRA)

@@ -175,9 +175,18 @@ def model_dir() -> Path:
     return Path(spec.origin).parent / "models"
 
 
-@lru_cache(maxsize=1)
+_LOAD_LOCK = threading.Lock()
+
+
 def load_reader() -> TextReader:
-    """The process's reader, loaded once from the wheel's model files (no download)."""
+    """The process's reader, loaded once from the wheel's model files (no download); safe to call from the
+    indexer's decoding threads at once."""
+    with _LOAD_LOCK:
+        return _load_reader()
+
+
+@lru_cache(maxsize=1)
+def _load_reader() -> TextReader:
     folder = model_dir()
     missing = [name for name in _MODEL_FILES if not (folder / name).is_file()]
     if missing:

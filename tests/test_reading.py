@@ -1,0 +1,168 @@
+"""Reading the words printed on products (issue #12), on the real grocery cartons: the reader, its bad-input
+outcomes, reading once per image sha256 at index time, the printed words in the lexical index, photo queries
+fused with the photo's words, the product JSON, and `--read-text off` leaving everything as before."""
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from sqlalchemy import func, select
+
+from indexer.config import load_settings
+from indexer.lexical import product_document
+from indexer.pipeline import IndexOptions, run_index
+from indexer.reading import READER_VERSION, load_reader
+from indexer.reading.words import TrigramIndex, fold, words
+from indexer.store import ImageText, Product, open_store
+from indexer.vectors import IndexReader
+from indexer_data import GROCERY, GROCERY_MAP, grocery_photo_queries, png_header_only, write_csv
+from search.engine import SearchEngine
+from search.query import Query
+
+ICONIC = GROCERY / "iconic"
+TROPICANA = ICONIC / "34_Tropicana-Apple-Juice.jpg"
+
+
+def _words_read(reading) -> set[str]:
+    return {w for line in reading.lines for w in words(line.text)}
+
+
+def test_the_printed_brand_of_a_carton_is_read_upright_and_turned():
+    reader = load_reader()
+    assert "tropicana" in _words_read(reader.read_bytes(TROPICANA.read_bytes()))
+    bravo = Image.open(ICONIC / "28_Bravo-Apple-Juice.jpg").convert("RGB")
+    assert {"bravo", "apple"} & _words_read(reader.read_image(bravo))
+    for angle in (90, 180, 270):  # a carton photographed sideways or upside down reads the same brand
+        assert "bravo" in _words_read(reader.read_image(bravo.rotate(angle, expand=True))), angle
+
+
+def test_bad_images_give_a_recorded_outcome_never_an_exception(tmp_path):
+    reader = load_reader()
+    data = TROPICANA.read_bytes()
+    assert reader.read_bytes(b"").outcome == "failed"
+    assert "not a recognised image format" in reader.read_bytes(b"%%gibberish%%" * 50).reason
+    assert reader.read_bytes(data[: len(data) // 2]).outcome == "failed"  # truncated JPEG
+    assert reader.read_bytes(png_header_only(100_000, 100_000)).outcome == "failed"  # decompression bomb
+    one = io.BytesIO()
+    Image.new("RGB", (1, 1), "white").save(one, "PNG")
+    assert reader.read_bytes(one.getvalue()).outcome == "no_text"
+    huge = io.BytesIO()
+    Image.open(TROPICANA).convert("RGB").resize((5000, 5000)).save(huge, "JPEG", quality=80)
+    reading = reader.read_bytes(huge.getvalue())  # downscaled before detection, still read
+    assert reading.outcome == "read" and "tropicana" in _words_read(reading)
+    noise = io.BytesIO()
+    Image.effect_noise((400, 400), 120).convert("RGB").save(noise, "PNG")
+    assert reader.read_bytes(noise.getvalue()).outcome in ("no_text", "read")
+
+
+def test_trigrams_match_ocr_misreads_that_plain_words_miss():
+    index = TrigramIndex(["Arla Medium Fat Milk mellanmjolk", "Tropicana Golden Grapefruit", "Oatly Oat Milk"])
+    assert index.scores("MELLANMUOLA").argmax() == 0 and "mellanmuola" not in words("mellanmjolk")
+    assert index.scores("CRAPEFRUIT COLDEN").argmax() == 1
+    assert fold("MJÖLK") == "mjolk" and not index.scores("zzzz").any()
+
+
+@pytest.fixture(scope="module")
+def grocery_home(tmp_path_factory) -> Path:
+    """The grocery catalog indexed with --read-text on (a copy of the catalog folder, so a test can change an
+    image)."""
+    root = tmp_path_factory.mktemp("grocery")
+    shutil.copytree(ICONIC, root / "iconic")
+    shutil.copy(GROCERY / "products.csv", root / "products.csv")
+    home = root / "home"
+    summary = run_index(load_settings(home=home, read_text="on"),
+                        IndexOptions(catalog=root / "products.csv", mapping=GROCERY_MAP, progress=False))
+    assert summary.indexed == 81 and sum(summary.texts.values()) == 81 and summary.texts.get("read", 0) >= 31
+    return home
+
+
+def test_an_unchanged_image_is_never_read_twice_and_a_changed_one_is_read_again(grocery_home):
+    settings = load_settings(home=grocery_home, read_text="on")
+    catalog = grocery_home.parent / "products.csv"
+    store = open_store(settings.db_url)
+    with store.session() as s:
+        before = {r.sha256: r.read_at for r in s.scalars(select(ImageText))}
+    again = run_index(settings, IndexOptions(catalog=catalog, mapping=GROCERY_MAP, progress=False))
+    assert again.texts == {} and again.unchanged == 81
+    with store.session() as s:
+        assert {r.sha256: r.read_at for r in s.scalars(select(ImageText))} == before
+    # A new image for one product (Bravo's carton turned upside down): only that image is read.
+    bravo = grocery_home.parent / "iconic" / "28_Bravo-Apple-Juice.jpg"
+    Image.open(bravo).rotate(180).save(bravo, "JPEG", quality=95)
+    changed = run_index(settings, IndexOptions(catalog=catalog, mapping=GROCERY_MAP, progress=False))
+    assert sum(changed.texts.values()) == 1 and changed.updated == 1
+    with store.session() as s:
+        sha = s.get(Product, "28").image_hash
+        assert sha not in before and "bravo" in {w for line in s.get(ImageText, sha).lines
+                                                 for w in words(line["text"])}
+        assert s.get(ImageText, sha).reader == READER_VERSION
+
+
+def test_a_word_printed_only_on_the_package_finds_the_product(grocery_home):
+    settings = load_settings(home=grocery_home)
+    store = open_store(settings.db_url)
+    with store.session() as s:
+        products = list(s.scalars(select(Product)))
+        printed = {r.sha256: [line["text"] for line in r.lines] for r in s.scalars(select(ImageText))}
+    plain = {p.key: product_document(p.title, p.brand, p.category, p.colour, p.attributes, p.description).lower()
+             for p in products}
+    everywhere = " ".join(plain.values())
+    # Words read on one package only, that appear nowhere in any product's catalog text.
+    only_printed = [(p.key, w) for p in products for w in words(" ".join(printed.get(p.image_hash, [])))
+                    if len(w) >= 5 and fold(w) not in fold(everywhere)
+                    and sum(w in words(" ".join(printed.get(q.image_hash, []))) for q in products) == 1]
+    assert only_printed, "no word is printed on one package only"
+    lexical = IndexReader(settings.index_dir).current().lexical()
+    for key, word in only_printed:
+        assert lexical.search(word, k=3)[0][0] == key, word
+
+
+def test_the_product_json_lists_the_printed_text(grocery_home):
+    engine = SearchEngine(load_settings(home=grocery_home))
+    assert any("tropicana" in line.lower() for line in engine.product("34")["printed_text"])
+    assert engine.product("60")["printed_text"] == []  # an aubergine: nothing printed on it
+
+
+def _rank(engine: SearchEngine, photo: Path, product_id: str) -> int:
+    with Image.open(photo) as im:
+        ids = [h.product.id for h in engine.search(Query(image=im.convert("RGB"), k=81, collapse=False)).hits]
+    return ids.index(product_id) + 1 if product_id in ids else 99
+
+
+def test_reading_a_carton_photo_ranks_it_above_its_look_alike_siblings(grocery_home):
+    settings = load_settings(home=grocery_home)
+    reading = SearchEngine(settings)
+    looks_only = SearchEngine(settings, replace(settings.search, photo_text_weight=0.0), store=reading.store)
+    photos = [q for q in grocery_photo_queries() if q["relevant_product_id"] in {"34", "35", "36", "37"}]  # Tropicana
+    on = [_rank(reading, GROCERY / q["query_image_path"], q["relevant_product_id"]) for q in photos]
+    off = [_rank(looks_only, GROCERY / q["query_image_path"], q["relevant_product_id"]) for q in photos]
+    assert sum(r == 1 for r in on) > sum(r == 1 for r in off)
+    assert sum(on) < sum(off)
+
+
+def test_read_text_off_reads_nothing_and_indexes_as_before(tmp_path):
+    with open(GROCERY / "products.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))[28:40]  # the juice cartons
+    for r in rows:
+        r["iconic_image_path"] = str(GROCERY / r["iconic_image_path"])
+    catalog = write_csv(tmp_path / "cartons.csv", rows, list(rows[0]))
+    settings = load_settings(home=tmp_path / "home", read_text="off")
+    summary = run_index(settings, IndexOptions(catalog=catalog, mapping=GROCERY_MAP, progress=False))
+    assert summary.texts == {} and summary.reading == "off"
+    store = open_store(settings.db_url)
+    with store.session() as s:
+        assert s.scalar(select(func.count()).select_from(ImageText)) == 0
+    engine = SearchEngine(settings)
+    assert engine.product("34")["printed_text"] == []
+    photo = GROCERY / next(q for q in grocery_photo_queries() if q["relevant_product_id"] == "34")["query_image_path"]
+    with Image.open(photo) as im:
+        image = im.convert("RGB")
+    looks_only = SearchEngine(settings, replace(settings.search, photo_text_weight=0.0), store=engine.store)
+    hits = [(h.product.id, round(h.score, 6)) for h in engine.search(Query(image=image, collapse=False)).hits]
+    assert hits == [(h.product.id, round(h.score, 6)) for h in looks_only.search(Query(image=image, collapse=False)).hits]
+    assert "read_text" not in engine.search(Query(image=image)).timings
