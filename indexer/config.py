@@ -76,9 +76,10 @@ class SearchSettings:
     image_weight: float = 0.6       # photo's share of a photo + text query (text gets the rest)
     # A photo alone whose printed words are read: visual cosine + photo_text_weight * trigram cosine of its words
     # with each product's title, brand and printed words; a product matching by photo_text_min or more is a hit
-    # even below the photo floor. 0 turns reading query photos off. Tuned on the grocery tuning split (bench/ocr.py).
+    # even below the photo floor. 0 turns reading query photos off. Chosen on the tuning half of the grocery photos
+    # (bench/ocr.py: weights 0.25-2 x floors 0.2-0.4, recall@1 0.432-0.453; 0.5 / 0.2 best).
     photo_text_weight: float = 0.5
-    photo_text_min: float = 0.3
+    photo_text_min: float = 0.2
     # A text query in `image` mode (words → product photos): cosine + image_text_weight * trigram cosine of the
     # words with the words printed on each product image (0: vectors only).
     image_text_weight: float = 0.5

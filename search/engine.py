@@ -23,8 +23,9 @@ from sqlalchemy import select
 
 from indexer.config import SearchSettings, Settings
 from indexer.errors import BadInput, NotFound
-from indexer.reading import TextReader
+from indexer.reading import TextReader, load_reader
 from indexer.reading.stored import printed_lines
+from indexer.reading.words import words
 from indexer.store import CopyVersion, Embedding, Product, ProductImage, Store, open_store
 from indexer.vectors import IndexReader, LoadedVersion
 from search.dedupe import collapse
@@ -227,9 +228,6 @@ class SearchEngine:
         nothing legible was read: such a photo is answered by its look alone, as before reading existed)."""
         if self.settings.read_text == "off" or self.config.photo_text_weight <= 0:
             return ""
-        from indexer.reading import load_reader
-        from indexer.reading.words import words
-
         with timer.stage("read_text"):
             reading = (self._text_reader or load_reader()).read_image(image, turn=False)
         return " ".join(w for line in reading.lines for w in words(line.text))

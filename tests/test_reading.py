@@ -125,7 +125,7 @@ def test_a_word_printed_only_on_the_package_finds_the_product(grocery_home):
 def test_the_product_json_lists_the_printed_text(grocery_home):
     engine = SearchEngine(load_settings(home=grocery_home))
     assert any("tropicana" in line.lower() for line in engine.product("34")["printed_text"])
-    assert engine.product("60")["printed_text"] == []  # an aubergine: nothing printed on it
+    assert engine.product("60")["printed_text"] == []  # an aubergine: scraps read on its skin are not shown
 
 
 def _rank(engine: SearchEngine, photo: Path, product_id: str) -> int:
@@ -135,19 +135,24 @@ def _rank(engine: SearchEngine, photo: Path, product_id: str) -> int:
 
 
 def test_reading_a_carton_photo_ranks_it_above_its_look_alike_siblings(grocery_home):
+    """The Arla and Garant milk cartons look alike; their printed words (ARLA, MELLANMJÖLK, EKOLOGISK) tell them
+    apart. Measured here: reading moves the first Arla Ecological Medium Fat photo from rank 6 to 1, and over the
+    26 milk photos 12 rank their carton first instead of 10."""
     settings = load_settings(home=grocery_home)
     reading = SearchEngine(settings)
     looks_only = SearchEngine(settings, replace(settings.search, photo_text_weight=0.0), store=reading.store)
-    photos = [q for q in grocery_photo_queries() if q["relevant_product_id"] in {"34", "35", "36", "37"}]  # Tropicana
+    milks = {"38", "40", "41", "42", "43"}
+    photos = [q for q in grocery_photo_queries() if q["relevant_product_id"] in milks]
     on = [_rank(reading, GROCERY / q["query_image_path"], q["relevant_product_id"]) for q in photos]
     off = [_rank(looks_only, GROCERY / q["query_image_path"], q["relevant_product_id"]) for q in photos]
+    assert (on[0], photos[0]["relevant_product_id"]) == (1, "38") and off[0] > 1
     assert sum(r == 1 for r in on) > sum(r == 1 for r in off)
-    assert sum(on) < sum(off)
+    assert sum(min(r, 20) for r in on) < sum(min(r, 20) for r in off)
 
 
 def test_read_text_off_reads_nothing_and_indexes_as_before(tmp_path):
     with open(GROCERY / "products.csv", newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))[28:40]  # the juice cartons
+        rows = list(csv.DictReader(fh))[28:46]  # juice and milk cartons
     for r in rows:
         r["iconic_image_path"] = str(GROCERY / r["iconic_image_path"])
     catalog = write_csv(tmp_path / "cartons.csv", rows, list(rows[0]))
@@ -159,7 +164,7 @@ def test_read_text_off_reads_nothing_and_indexes_as_before(tmp_path):
         assert s.scalar(select(func.count()).select_from(ImageText)) == 0
     engine = SearchEngine(settings)
     assert engine.product("34")["printed_text"] == []
-    photo = GROCERY / next(q for q in grocery_photo_queries() if q["relevant_product_id"] == "34")["query_image_path"]
+    photo = GROCERY / next(q for q in grocery_photo_queries() if q["relevant_product_id"] == "38")["query_image_path"]
     with Image.open(photo) as im:
         image = im.convert("RGB")
     looks_only = SearchEngine(settings, replace(settings.search, photo_text_weight=0.0), store=engine.store)
