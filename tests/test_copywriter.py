@@ -162,10 +162,11 @@ def test_cli_unknown_product_is_one_line_error(home):
 @pytest.fixture()
 def client(home):
     from web.app import create_app
+    from web.services import services
 
     path, url, store = home
     app = create_app({"home": path, "db_url": url, "api_key": KEY})
-    app.extensions["shoplens.copy"] = CopyService(app.config["SHOPLENS"], store=store, vision=False)
+    services(app).copy = CopyService(app.config["SHOPLENS"], store=store, vision=False)
     return app.test_client()
 
 

@@ -13,8 +13,9 @@ from indexer.images import ImageResolver, sniff_format
 from indexer.config import SEARCH_MODES
 from search.filters import Filters
 from search.query import Query, SearchResult
-from web.app import services
 from web.openapi import Param, build_spec, operation, register_schema
+from web.services import services
+from web.uploads import decode_upload, read_upload
 
 bp = Blueprint("api", __name__)
 
@@ -140,8 +141,6 @@ def search_get():
            files=(("image", True, "the photo: JPEG, PNG, WebP or GIF"),),
            responses={200: ("Results and facets", SEARCH_RESPONSE)}, errors=(413, 415, 503), tags=("search",))
 def search_post():
-    from web.uploads import decode_upload, read_upload
-
     settings = current_app.config["SHOPLENS"]
     p = g.params
     filters = filters_from(p)
