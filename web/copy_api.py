@@ -19,7 +19,7 @@ from web.copywriter.prompt import CopyOptions
 from web.copywriter.service import CopyService
 from web.copywriter.grounding import Claim, FactIndex, extract_claims
 from web.copywriter.versions import edit_version, known_brands, list_versions, set_status, version_json
-from web.openapi import Param, operation, register_schema
+from web.openapi import Param, SchemaRef, operation
 from web.services import services
 
 bp = Blueprint("copy", __name__)
@@ -30,7 +30,7 @@ CLAIM = {"type": "object", "properties": {"kind": {"type": "string"}, "text": {"
                                           "start": {"type": "integer"}, "end": {"type": "integer"},
                                           "supported": {"type": "boolean"}, "reason": {"type": "string"},
                                           "action": {"type": "string"}}}
-COPY_VERSION = register_schema("CopyVersion", {
+COPY_VERSION = SchemaRef("CopyVersion", {
     "type": "object", "required": ["product_id", "version", "status", "text", "unsupported_claims", "model"],
     "properties": {"product_id": {"type": "string"}, "version": {"type": "integer"},
                    "status": {"type": "string", "enum": ["draft", "approved", "discarded"]},
@@ -39,7 +39,7 @@ COPY_VERSION = register_schema("CopyVersion", {
                    "edited": {"type": "boolean"}, "author": {"type": "string", "nullable": True},
                    "unsupported_claims": {"type": "array", "items": CLAIM},
                    "flagged": {"type": "array", "items": CLAIM}}})
-COPY_LIST = register_schema("CopyVersions", {
+COPY_LIST = SchemaRef("CopyVersions", {
     "type": "object", "required": ["product_id", "versions"],
     "properties": {"product_id": {"type": "string"}, "title": {"type": "string"},
                    "source_description": {"type": "string", "nullable": True},
