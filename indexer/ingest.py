@@ -39,6 +39,8 @@ from indexer.vectors import fuse_vectors
 log = logging.getLogger(__name__)
 
 PREFETCH_BATCHES = 3  # batches being read/decoded ahead of the encoder
+# The catalog row's fields that a product row keeps as they are.
+ROW_FIELDS = ("title", "description", "brand", "category", "colour", "gender", "price", "currency", "attributes")
 
 
 @dataclass
@@ -230,8 +232,7 @@ class Indexer:
             session.add(product)
         meta_changed = product.meta_hash != meta_hash or product.image_hash != p.image_hash or is_new
         if meta_changed:
-            for attr in ("title", "description", "brand", "category", "colour", "gender", "price", "currency",
-                         "attributes"):
+            for attr in ROW_FIELDS:
                 setattr(product, attr, getattr(row, attr))
             product.image_ref, product.text_hash, product.image_hash = p.image_ref, text_hash, p.image_hash
             product.meta_hash, product.status, product.updated_at = meta_hash, "active", utcnow()
@@ -299,3 +300,15 @@ class Indexer:
             run.status, run.finished_at, run.counts = status, utcnow(), {**self.summary.counts(),
                                                                          "seconds": round(self.summary.seconds, 2),
                                                                          "version": self.summary.version}
+
+
+def add_facts(store: Store, rows: Sequence[CatalogRow], resolver: ImageResolver) -> None:
+    """New active products with the rows' facts and resolved image references only: no image facts, vectors or
+    index version. What the copywriter reads, for its benchmarks and tests that need no search index; a catalog
+    that is to be searched goes through `shoplens index`."""
+    with store.session() as s:
+        next_key = (s.scalar(select(func.max(Product.key))) or 0) + 1
+        for key, row in enumerate(rows, start=next_key):
+            image_ref = resolver.read(row.image)[1] if row.image else None
+            s.add(Product(id=row.id, key=key, image_ref=image_ref, status="active",
+                          **{attr: getattr(row, attr) for attr in ROW_FIELDS}))

@@ -19,7 +19,7 @@ from click.testing import CliRunner
 
 from indexer.config import load_settings
 from indexer.store import CopyVersion, Product
-from tests.copy_data import make_store, myntra_products, write_ids
+from indexer_data import facts_store, myntra_products
 from web.copywriter.facts import ProductFacts, VisualReader, facts_from_product
 from web.copywriter.grounding import FactIndex, extract_claims, remove_unsupported, unsupported
 from web.copywriter.llm import load_llm
@@ -53,7 +53,7 @@ def rows():
 
 @pytest.fixture()
 def home(tmp_path, rows):
-    url, store = make_store(tmp_path / "shoplens.db", rows)
+    url, store = facts_store(tmp_path / "shoplens.db", rows)
     return tmp_path, url, store
 
 
@@ -230,7 +230,8 @@ def test_api_check_and_bad_bodies(client):
 def test_batch_resumes_after_sigkill_and_skips_approved(home, rows):
     path, url, store = home
     ids = [r.id for r in rows[:6]]
-    ids_file = write_ids(path / "ids.txt", ids)
+    ids_file = path / "ids.txt"
+    ids_file.write_text("\n".join(ids) + "\n", encoding="utf-8")
     with store.session() as s:  # one product already has approved copy: the batch must leave it alone
         s.add(CopyVersion(product_id=ids[0], version=1, text="Approved by a person.", model="human", prompt="",
                           status="approved"))
@@ -264,12 +265,11 @@ def test_approved_copy_reaches_the_lexical_index(tmp_path):
     from indexer.lexical import LexicalIndex
     from indexer.store import open_store
     from indexer.vectors import current_version
-    from tests.indexer_data import MYNTRA_MAP, myntra_rows, write_csv
-    from tests.search_index import _index
+    from indexer_data import MYNTRA_MAP, index_catalog, myntra_rows, write_csv
     from web.cli import cli
 
     rows, fields = myntra_rows(12, with_hr=12)
-    _index(tmp_path, write_csv(tmp_path / "c.csv", rows, fields), MYNTRA_MAP)
+    index_catalog(tmp_path, write_csv(tmp_path / "c.csv", rows, fields), MYNTRA_MAP)
     before = current_version(tmp_path / "index")
     settings = load_settings(home=tmp_path)
     store = open_store(settings.db_url)

@@ -126,8 +126,8 @@ def _claim_tokens(llm: LLM, claims: list[Claim]) -> set[int]:
     return ids
 
 
-def _run(llm: LLM, prompts: list[str], bans: list[set[int]], max_new_tokens: int, *, temperature: float = 0.0,
-         seed: int = 0, streamer: TextIteratorStreamer | None = None) -> list[str]:
+def complete(llm: LLM, prompts: list[str], bans: list[set[int]], max_new_tokens: int, *, temperature: float = 0.0,
+             seed: int = 0, streamer: TextIteratorStreamer | None = None) -> list[str]:
     """One batched generation; rows are left-padded and decoded without the prompt."""
     tok = llm.tokenizer
     enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
@@ -224,8 +224,8 @@ class Copywriter:
         indexes = [self.index(f) for f in facts_list]
         bans = [banned_tokens(self.llm, ix) for ix in indexes]
         prompts = [self._prompt(description_messages(f, options)) for f in facts_list]
-        raws = _run(self.llm, prompts, bans, options.max_new_tokens, temperature=options.temperature,
-                    seed=options.seed)
+        raws = complete(self.llm, prompts, bans, options.max_new_tokens, temperature=options.temperature,
+                        seed=options.seed)
         attempts = [[_attempt(raw, ix)] for raw, ix in zip(raws, indexes)]
         self._retry(attempts, indexes, bans, prompts, options)
         drafts = [self._finish(f, ix, tries, prompt, options)
@@ -245,8 +245,8 @@ class Copywriter:
                 return
             for i in todo:
                 bans[i] = bans[i] | _claim_tokens(self.llm, [c for c in attempts[i][-1].claims if not c.supported])
-            raws = _run(self.llm, [prompts[i] for i in todo], [bans[i] for i in todo], options.max_new_tokens,
-                        temperature=max(options.temperature, 0.7), seed=options.seed + round_ + 1)
+            raws = complete(self.llm, [prompts[i] for i in todo], [bans[i] for i in todo], options.max_new_tokens,
+                            temperature=max(options.temperature, 0.7), seed=options.seed + round_ + 1)
             for i, raw in zip(todo, raws):
                 attempts[i].append(_attempt(raw, indexes[i]))
 
@@ -270,7 +270,7 @@ class Copywriter:
     def _bullets(self, drafts: list[CopyDraft], facts_list: list[ProductFacts], indexes: list[FactIndex],
                  bans: list[set[int]], options: CopyOptions) -> None:
         prompts = [self._prompt(bullets_messages(f, options)) for f in facts_list]
-        raws = _run(self.llm, prompts, bans, 70)
+        raws = complete(self.llm, prompts, bans, 70)
         for draft, ix, raw in zip(drafts, indexes, raws):
             for line in raw.splitlines():
                 line = re.sub(r"^\s*(?:[-*•]|\d+[.)])\s*", "", line).strip()
@@ -294,8 +294,8 @@ class Copywriter:
 
         def work() -> None:
             try:
-                result["raw"] = _run(self.llm, [prompt], bans, options.max_new_tokens,
-                                     temperature=options.temperature, seed=options.seed, streamer=streamer)[0]
+                result["raw"] = complete(self.llm, [prompt], bans, options.max_new_tokens,
+                                         temperature=options.temperature, seed=options.seed, streamer=streamer)[0]
             except BaseException as exc:  # surfaced to the caller below, after the stream ends
                 result["error"] = exc
                 streamer.end()
