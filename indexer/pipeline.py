@@ -37,6 +37,7 @@ from indexer.config import VECTOR_KINDS, Settings
 from indexer.errors import BadImage, BadInput, ConfigError
 from indexer.images import ImageInfo, ImageResolver, decode_image
 from indexer.lexical import build_lexical, product_document
+from indexer.product import STORED_FIELDS
 from indexer.store import (CopyVersion, Embedding, IndexVersion, IngestRun, Product, ProductImage, RowOutcome,
                            Store, open_store, upsert, utcnow)
 from indexer.vectors import (build_index, choose_index_type, current_version, fuse_vectors,
@@ -252,9 +253,8 @@ class Indexer:
             session.add(product)
         meta_changed = product.meta_hash != meta_hash or product.image_hash != p.image_hash or is_new
         if meta_changed:
-            for attr in ("title", "description", "brand", "category", "colour", "gender", "price", "currency",
-                         "attributes"):
-                setattr(product, attr, getattr(row, attr))
+            for name in STORED_FIELDS:
+                setattr(product, name, getattr(row, name))
             product.image_ref, product.text_hash, product.image_hash = p.image_ref, text_hash, p.image_hash
             product.meta_hash, product.status, product.updated_at = meta_hash, "active", utcnow()
         if p.info is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from indexer.errors import NotFound
+from indexer.product import STORED_FIELDS
 from indexer.store import CopyVersion, Product, ProductImage, Store
 
 
@@ -19,9 +20,7 @@ def product_page(store: Store, product_id: str) -> dict:
             select(CopyVersion).where(CopyVersion.product_id == product_id, CopyVersion.status == "approved")
             .order_by(CopyVersion.version.desc()).limit(1)).scalar_one_or_none()
         return {
-            "id": product.id, "title": product.title, "description": product.description,
-            "brand": product.brand, "category": product.category, "colour": product.colour,
-            "gender": product.gender, "price": product.price, "currency": product.currency,
+            "id": product.id, **{name: getattr(product, name) for name in STORED_FIELDS},
             "attributes": product.attributes or {},
             "image": ({"format": image.format, "width": image.width, "height": image.height}
                       if image is not None else None),

@@ -13,7 +13,7 @@ from indexer.vectors import IndexPlan, LoadedVersion, build_index, write_index
 from search.dedupe import collapse
 from search.filters import Filters, category_matches
 from search.fusion import blend, fuse, rrf
-from search.products import ProductFacts, ProductTable
+from search.products import ProductCard, ProductTable
 from search.query import Hit, split_negative
 from search.ranking.floors import floor, text_floor
 from search.vectors import exact_among, vector_search
@@ -22,8 +22,8 @@ from web.ratelimit import TokenBuckets
 
 
 def facts(key: int, title: str = "t", *, brand=None, category=None, colour=None, gender=None, price=None,
-          image_hash=None) -> ProductFacts:
-    return ProductFacts(key=key, id=str(key), title=title, brand=brand, category=category, colour=colour,
+          image_hash=None) -> ProductCard:
+    return ProductCard(key=key, id=str(key), title=title, brand=brand, category=category, colour=colour,
                         gender=gender, price=price, currency="INR", image_hash=image_hash, has_image=True)
 
 
