@@ -20,7 +20,7 @@ import json
 import math
 import re
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -37,11 +37,11 @@ _PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
 _PRICE = re.compile(r"^\d+(\.\d+)?$")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CatalogRow(ProductData):
     """One valid catalog row mapped to the product's fields; `row_number` is 1-based, header excluded."""
 
-    row_number: int = field(kw_only=True)
+    row_number: int
 
     def text(self) -> str:
         """What the text vector is built from: title, description, then the product's facts as `key: value`."""

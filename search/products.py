@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from functools import cached_property
 
 import numpy as np
@@ -23,12 +23,12 @@ PRICE_EDGES = (0, 500, 1000, 2000, 3000, 5000, 10000)
 FACET_SIZE = 12
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ProductCard(ProductSummary):
     """What a result card shows and filters look at: the product's summary, its key (the FAISS id of its vectors)
     and what near-duplicate folding and the card's image need."""
 
-    key: int = field(kw_only=True)
+    key: int
     image_hash: str | None = None  # sha256 of the image bytes
     has_image: bool = False
 
