@@ -23,7 +23,7 @@ EXIT_ROWS_REJECTED = 3
 
 
 def _rollback(settings: Settings) -> None:
-    from indexer.pipeline import record_version
+    from indexer.publish import record_version
     from indexer.vectors import rollback
 
     old, new = rollback(settings.index_dir)

@@ -24,6 +24,8 @@ SEARCH_MODES: tuple[str, ...] = ("hybrid", "lexical", *VECTOR_KINDS)
 # Text-query floors per vector kind for index versions published before versions measured their own: the values
 # measured on the 44,441-product Myntra index (bench/RESULTS.md), where they sat at the nonsense p90.
 UNCALIBRATED_FLOORS = {"text": 0.45, "fused": 0.41, "image": 0.27}
+# How the encoder's towers run (indexer.model.runtime): auto = ONNX Runtime where the export matches eager PyTorch.
+INFERENCE_RUNTIMES: tuple[str, ...] = ("auto", "onnx", "eager")
 
 
 def parse_hybrid(spec: str) -> tuple[str, float, float]:
@@ -137,7 +139,12 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     rate_limit_per_minute: int = 600
     llm_spec: str = DEFAULT_LLM
+    inference: str = "auto"  # one of INFERENCE_RUNTIMES
     search: SearchSettings = field(default_factory=SearchSettings)
+
+    def __post_init__(self) -> None:
+        if self.inference not in INFERENCE_RUNTIMES:
+            raise ConfigError(f"setting inference must be one of {', '.join(INFERENCE_RUNTIMES)}, not {self.inference!r}")
 
     @property
     def index_dir(self) -> Path:
@@ -174,6 +181,7 @@ def load_settings(home: str | os.PathLike | None = None, db_url: str | None = No
         api_key=env.get("SHOPLENS_API_KEY") or None,
         cors_origins=tuple(o for o in env.get("SHOPLENS_CORS_ORIGINS", "").split(",") if o),
         llm_spec=env.get("SHOPLENS_LLM") or DEFAULT_LLM,
+        inference=env.get("SHOPLENS_INFERENCE") or "auto",
         search=SearchSettings.from_env(env),
     )
     return settings.with_overrides(**overrides)

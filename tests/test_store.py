@@ -8,7 +8,7 @@ from sqlalchemy import inspect, select
 from sqlalchemy.exc import IntegrityError
 
 from indexer.errors import ConfigError
-from indexer.pipeline import record_version
+from indexer.publish import record_version
 from indexer.store import Embedding, IndexVersion, Product, make_engine, open_store, upgrade
 from indexer_data import db_url  # noqa: F401
 

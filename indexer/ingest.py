@@ -1,0 +1,301 @@
+"""Incremental, resumable indexing: catalog rows → products + embeddings in the database (the vectors a version is built from; `indexer.publish` builds it).
+
+Why it is safe to kill at any moment: each batch of rows (products, images, embeddings, row outcomes) commits in
+one transaction, and a product is "done" exactly when its stored hashes match the catalog and its vectors exist.
+A rerun therefore skips what was committed and redoes the rest; the FAISS indexes are rebuilt from the database at
+the end and published atomically (vectors.publish_version), so index count == active products.
+
+Why it is fast: image reading, hashing, decoding and preprocessing run in a thread pool a few batches ahead of the
+encoder (PIL and torch release the GIL), and only new or changed content is re-encoded: text by the hash of the
+text the vector is built from, images by the sha256 of their bytes. A metadata-only change (price, a field that
+is not in the text) updates the row and keeps its vectors.
+
+Rows whose image is missing or unusable are rejected with the reason (not indexed text-only): every active
+product has all three vectors, so each kind's index holds the same products.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+from tqdm import tqdm
+
+from indexer.catalog import CatalogRow, RowError, parse_mapping, read_catalog, sha256_text
+from indexer.config import Settings
+from indexer.errors import BadImage
+from indexer.images import ImageInfo, ImageResolver, decode_image
+from indexer.product import STORED_FIELDS
+from indexer.store import Embedding, IngestRun, Product, ProductImage, RowOutcome, Store, upsert, utcnow
+from indexer.vectors import fuse_vectors
+
+log = logging.getLogger(__name__)
+
+PREFETCH_BATCHES = 3  # batches being read/decoded ahead of the encoder
+
+
+@dataclass
+class IndexOptions:
+    """What `shoplens index` was asked to do."""
+
+    catalog: Path
+    images_root: Path | None = None
+    mapping: Sequence[str] = ()
+    model_spec: str | None = None
+    prune: bool = False
+    progress: bool = True
+
+
+@dataclass
+class RunSummary:
+    """Totals of one run, printed at the end and stored in ingest_runs.counts."""
+
+    run_id: int
+    indexed: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    pruned: int = 0
+    seconds: float = 0.0
+    version: str | None = None
+    published: bool = False
+    vectors: int = 0
+    index_type: str | None = None
+
+    def counts(self) -> dict:
+        return {k: getattr(self, k) for k in ("indexed", "updated", "unchanged", "rejected", "pruned")}
+
+    def line(self) -> str:
+        index = (f"published {self.version}" if self.published else f"index unchanged ({self.version})")
+        return (f"indexed {self.indexed}, updated {self.updated}, unchanged {self.unchanged}, rejected "
+                f"{self.rejected}, pruned {self.pruned} in {self.seconds:.1f}s; {index}: {self.vectors} vectors "
+                f"({self.index_type})")
+
+
+@dataclass
+class Prepared:
+    """A row after the worker read its image: hash, and a preprocessed tensor when the image must be encoded."""
+
+    row: CatalogRow
+    image_ref: str | None = None
+    image_hash: str | None = None
+    info: ImageInfo | None = None
+    tensor: object = None
+    error: str | None = None
+
+
+@dataclass
+class _Batch:
+    rows: list[CatalogRow]
+    errors: list[RowError]
+    hashes: dict[tuple[str, str], str]  # (product id, kind) → source hash of the stored vector
+    futures: list[Future] = field(default_factory=list)
+
+
+def fused_source(image_hash: str, text_hash: str) -> str:
+    return sha256_text(f"{image_hash}:{text_hash}")
+
+
+def _estimate_rows(path: Path) -> int | None:
+    """Rows in the catalog, for the progress bar's ETA (newlines minus the CSV header; exact without multi-line
+    fields)."""
+    with open(path, "rb") as fh:
+        lines = sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
+    return max(0, lines - (0 if path.suffix.lower() in (".jsonl", ".ndjson", ".json") else 1))
+
+
+class Indexer:
+    """One run of the pipeline; see the module docstring."""
+
+    def __init__(self, settings: Settings, options: IndexOptions, store: Store) -> None:
+        from indexer.model.encoder import load_encoder
+
+        self.settings = settings
+        self.options = options
+        self.store = store
+        self.mapping = parse_mapping(options.mapping)
+        self.encoder = load_encoder(options.model_spec or settings.model_spec, cache_dir=settings.model_cache_dir)
+        roots = [p for p in (options.images_root, Path(options.catalog).resolve().parent) if p]
+        self.resolver = ImageResolver(roots, max_bytes=settings.max_image_bytes)
+        self.seen_ids: set[str] = set()
+        with store.session() as s:
+            self.next_key = (s.scalar(select(func.max(Product.key))) or 0) + 1
+            s.execute(update(IngestRun).where(IngestRun.status == "running").values(status="interrupted"))
+            run = IngestRun(catalog=str(options.catalog), status="running",
+                            options={"images_root": str(options.images_root or ""), "map": list(options.mapping),
+                                     "model": self.encoder.name, "prune": options.prune})
+            s.add(run)
+        self.summary = RunSummary(run_id=run.id)
+
+    # -- per-row work in the thread pool -------------------------------------------------------------------
+    def _prepare(self, row: CatalogRow, known_image_hash: str | None) -> Prepared:
+        """Read and hash the image; decode and preprocess it only if its bytes differ from the encoded ones."""
+        try:
+            data, ref = self.resolver.read(row.image or "")
+            digest = hashlib.sha256(data).hexdigest()
+            if digest == known_image_hash:
+                return Prepared(row, ref, digest)
+            image, info = decode_image(data, max_pixels=self.settings.max_image_pixels, what=f"image {row.image}")
+            return Prepared(row, ref, digest, info, self.encoder.preprocess(image))
+        except BadImage as exc:
+            return Prepared(row, error=str(exc))
+
+    # -- batches -------------------------------------------------------------------------------------------
+    def _start_batch(self, session: Session, items: list[CatalogRow | RowError], pool: ThreadPoolExecutor) -> _Batch:
+        rows = [r for r in items if isinstance(r, CatalogRow)]
+        errors = [r for r in items if isinstance(r, RowError)]
+        self.seen_ids.update(r.id for r in rows)
+        self.seen_ids.update(e.product_id for e in errors if e.product_id)
+        ids = [r.id for r in rows]
+        hashes = {(pid, kind): h for pid, kind, h in session.execute(
+            select(Embedding.product_id, Embedding.kind, Embedding.source_hash)
+            .where(Embedding.product_id.in_(ids), Embedding.model == self.encoder.name))} if ids else {}
+        session.rollback()  # end the read transaction: no long-lived snapshot while batches commit
+        batch = _Batch(rows, errors, hashes)
+        for row in rows:
+            known = hashes.get((row.id, "image"))
+            batch.futures.append(pool.submit(self._prepare, row, known))
+        return batch
+
+    def _finish_batch(self, session: Session, batch: _Batch) -> None:
+        """Encode what changed and write the batch; the caller commits it as one transaction."""
+        outcomes = [{"row_number": e.row_number, "product_id": e.product_id, "outcome": "rejected",
+                     "reason": e.reason} for e in batch.errors]
+        prepared = [f.result() for f in batch.futures]
+        good = []
+        for p in prepared:
+            if p.error:
+                outcomes.append({"row_number": p.row.row_number, "product_id": p.row.id, "outcome": "rejected",
+                                 "reason": p.error})
+            else:
+                good.append(p)
+        need_image = [p for p in good if p.tensor is not None]
+        need_text = [p for p in good if batch.hashes.get((p.row.id, "text")) != p.row.text_hash()]
+        image_vecs = self._encode_images(need_image)
+        text_vecs = dict(zip((p.row.id for p in need_text),
+                             self.encoder.encode_texts([p.row.text() for p in need_text])))
+        changed_ids = set(image_vecs) | set(text_vecs)
+        stored = self._stored_vectors(session, changed_ids, image_vecs, text_vecs)
+        ids = [p.row.id for p in good]
+        products = {p.id: p for p in session.scalars(select(Product).where(Product.id.in_(ids)))} if ids else {}
+        images: list[dict] = []
+        embeddings: list[dict] = []
+        for p in good:
+            outcomes.append(self._write_row(session, products.get(p.row.id), p, image_vecs, text_vecs, stored,
+                                            images, embeddings))
+        session.flush()  # product rows exist before their images and embeddings (foreign keys)
+        upsert(session, ProductImage, images)
+        upsert(session, Embedding, embeddings)
+        for o in outcomes:
+            setattr(self.summary, o["outcome"], getattr(self.summary, o["outcome"]) + 1)
+        session.execute(RowOutcome.__table__.insert(), [{**o, "run_id": self.summary.run_id} for o in outcomes])
+
+    def _encode_images(self, items: list[Prepared]) -> dict[str, np.ndarray]:
+        if not items:
+            return {}
+        import torch
+
+        vecs = self.encoder.encode_image_tensors(torch.stack([p.tensor for p in items]))
+        return dict(zip((p.row.id for p in items), vecs))
+
+    def _stored_vectors(self, session: Session, changed: set[str], image_vecs: dict,
+                        text_vecs: dict) -> dict[tuple[str, str], np.ndarray]:
+        """Vectors kept from earlier runs that the fused vector of a half-changed product needs."""
+        wanted = [(pid, "image") for pid in changed if pid not in image_vecs] + \
+                 [(pid, "text") for pid in changed if pid not in text_vecs]
+        if not wanted:
+            return {}
+        rows = session.execute(select(Embedding.product_id, Embedding.kind, Embedding.vector).where(
+            Embedding.product_id.in_({pid for pid, _ in wanted}), Embedding.model == self.encoder.name,
+            Embedding.kind.in_(("image", "text"))))
+        return {(pid, kind): np.frombuffer(vec, dtype=np.float32) for pid, kind, vec in rows}
+
+    def _write_row(self, session: Session, product: Product | None, p: Prepared, image_vecs: dict,
+                   text_vecs: dict, stored: dict, images: list[dict], embeddings: list[dict]) -> dict:
+        """Create or update the product row; append its image facts and vectors to `images` and `embeddings`
+        (written for the whole batch at once); returns the row's outcome."""
+        row, name = p.row, self.encoder.name
+        is_new = product is None or product.status != "active"
+        text_hash, meta_hash = row.text_hash(), row.meta_hash()
+        if product is None:
+            product = Product(id=row.id, key=self.next_key)
+            self.next_key += 1
+            session.add(product)
+        meta_changed = product.meta_hash != meta_hash or product.image_hash != p.image_hash or is_new
+        if meta_changed:
+            for name in STORED_FIELDS:
+                setattr(product, name, getattr(row, name))
+            product.image_ref, product.text_hash, product.image_hash = p.image_ref, text_hash, p.image_hash
+            product.meta_hash, product.status, product.updated_at = meta_hash, "active", utcnow()
+        if p.info is not None:
+            images.append({"product_id": row.id, "ref": p.image_ref, "sha256": p.info.sha256,
+                           "format": p.info.format, "width": p.info.width, "height": p.info.height,
+                           "n_bytes": p.info.n_bytes})
+        reencoded = row.id in image_vecs or row.id in text_vecs
+        if reencoded:
+            image = image_vecs.get(row.id, stored.get((row.id, "image")))
+            text = text_vecs.get(row.id, stored.get((row.id, "text")))
+            fused = fuse_vectors(image[None, :], text[None, :])[0]
+            for kind, vec, source in (("image", image, p.image_hash), ("text", text, text_hash),
+                                      ("fused", fused, fused_source(p.image_hash, text_hash))):
+                embeddings.append({"product_id": row.id, "model": name, "kind": kind, "source_hash": source,
+                                   "vector": np.asarray(vec, dtype=np.float32).tobytes()})
+        outcome = "indexed" if is_new else ("updated" if (meta_changed or reencoded) else "unchanged")
+        return {"row_number": row.row_number, "product_id": row.id, "outcome": outcome, "reason": None}
+
+    # -- the run -------------------------------------------------------------------------------------------
+    def ingest(self) -> None:
+        """Read the catalog and write every batch, `PREFETCH_BATCHES` batches of image work ahead."""
+        size = self.settings.batch_size
+        bar = tqdm(total=_estimate_rows(Path(self.options.catalog)), unit="product", desc="indexing",
+                   disable=not self.options.progress, dynamic_ncols=True, smoothing=0.1)
+        pending: deque[_Batch] = deque()
+        with ThreadPoolExecutor(max_workers=max(1, self.settings.workers)) as pool, self.store.session() as reader:
+            def drain(limit: int) -> None:
+                while len(pending) > limit:
+                    batch = pending.popleft()
+                    with self.store.session() as session:
+                        self._finish_batch(session, batch)
+                    bar.update(len(batch.rows) + len(batch.errors))
+
+            items: list[CatalogRow | RowError] = []
+            for item in read_catalog(self.options.catalog, self.mapping):
+                items.append(item)
+                if len(items) >= size:
+                    pending.append(self._start_batch(reader, items, pool))
+                    items = []
+                    drain(PREFETCH_BATCHES)
+            if items:
+                pending.append(self._start_batch(reader, items, pool))
+            drain(0)
+        bar.close()
+
+    def prune(self) -> None:
+        """Mark active products that are not in this catalog as deleted (their vectors leave the next version)."""
+        with self.store.session() as s:
+            active = set(s.scalars(select(Product.id).where(Product.status == "active")))
+            gone = sorted(active - self.seen_ids)
+            for i in range(0, len(gone), 500):
+                chunk = gone[i:i + 500]
+                s.execute(update(Product).where(Product.id.in_(chunk)).values(status="deleted", updated_at=utcnow()))
+            if gone:
+                s.execute(RowOutcome.__table__.insert(), [{"run_id": self.summary.run_id, "row_number": None,
+                                                           "product_id": pid, "outcome": "pruned",
+                                                           "reason": "not in the catalog (--prune)"} for pid in gone])
+        self.summary.pruned = len(gone)
+
+    def finish(self, status: str, started: float) -> None:
+        self.summary.seconds = time.monotonic() - started
+        with self.store.session() as s:
+            run = s.get(IngestRun, self.summary.run_id)
+            run.status, run.finished_at, run.counts = status, utcnow(), {**self.summary.counts(),
+                                                                         "seconds": round(self.summary.seconds, 2),
+                                                                         "version": self.summary.version}

@@ -1,0 +1,146 @@
+"""Index versions from the database: build the FAISS indexes and the lexical index of every active product, measure
+the version's score floors, and publish it atomically (`indexer.vectors.publish_version`).
+
+A version's fingerprint covers the vectors' sources, the product texts and the approved copy, so publishing is a
+no-op when nothing a search reads has changed. `shoplens index`, `shoplens publish-copy` and later features (model
+adaptation) all publish through `publish_from_store`, under the home's run lock.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from indexer.calibration import score_floors
+from indexer.config import VECTOR_KINDS, Settings
+from indexer.errors import NoIndex
+from indexer.lexical import build_lexical, product_document
+from indexer.locking import run_lock
+from indexer.store import CopyVersion, Embedding, IndexVersion, Product, Store, open_store
+from indexer.vectors import (build_index, choose_index_type, current_version, publish_version, read_manifest,
+                             recall_at_k, write_index)
+
+if TYPE_CHECKING:
+    from indexer.model.encoder import Encoder
+
+log = logging.getLogger(__name__)
+
+
+def _fingerprint(session: Session, model: str) -> str:
+    """What the published version was built from: active products' hashes, the model and approved copy."""
+    digest = hashlib.sha256(model.encode())
+    for key, text_hash, image_hash in session.execute(
+            select(Product.key, Product.text_hash, Product.image_hash).where(Product.status == "active")
+            .order_by(Product.key)):
+        digest.update(f"{key}:{text_hash}:{image_hash};".encode())
+    for cid, in session.execute(select(CopyVersion.id).where(CopyVersion.status == "approved")
+                                .order_by(CopyVersion.id)):
+        digest.update(f"c{cid};".encode())
+    return digest.hexdigest()
+
+
+def _load_vectors(session: Session, model: str, dim: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Keys of active products that have all three vectors, and each kind's matrix in key order."""
+    by_kind: dict[str, dict[int, bytes]] = {kind: {} for kind in VECTOR_KINDS}
+    for key, kind, vec in session.execute(
+            select(Product.key, Embedding.kind, Embedding.vector).join(Embedding, Embedding.product_id == Product.id)
+            .where(Product.status == "active", Embedding.model == model)):
+        by_kind[kind][key] = vec
+    keys = sorted(set.intersection(*(set(v) for v in by_kind.values())))
+    missing = session.scalar(select(func.count()).select_from(Product).where(Product.status == "active")) - len(keys)
+    if missing:
+        log.warning("%d active products have no vectors for model %s (their rows were rejected this run); "
+                    "they are left out of the index", missing, model)
+    matrices = {kind: np.frombuffer(b"".join(by_kind[kind][k] for k in keys), dtype=np.float32).reshape(-1, dim)
+                for kind in VECTOR_KINDS}
+    return np.asarray(keys, dtype=np.int64), matrices
+
+
+def _lexical_documents(session: Session) -> tuple[list[int], list[str]]:
+    approved: dict[str, list[str]] = {}
+    for pid, text in session.execute(select(CopyVersion.product_id, CopyVersion.text)
+                                     .where(CopyVersion.status == "approved").order_by(CopyVersion.version)):
+        approved.setdefault(pid, []).append(text)
+    keys, docs = [], []
+    for p in session.scalars(select(Product).where(Product.status == "active").order_by(Product.key)):
+        keys.append(p.key)
+        docs.append(product_document(p.title, p.brand, p.category, p.colour, p.attributes, p.description,
+                                     approved.get(p.id, ())))
+    return keys, docs
+
+
+def record_version(session: Session, manifest: dict) -> None:
+    """Mirror a published manifest into index_versions (idempotent: a kill between publish and here heals)."""
+    fused = manifest["kinds"]["fused"]
+    row = session.scalar(select(IndexVersion).where(IndexVersion.name == manifest["name"]))
+    if row is None:
+        row = IndexVersion(name=manifest["name"], model=manifest["model"], index_type=fused["type"],
+                           vectors=manifest["count"], dim=manifest["dim"],
+                           params={"kinds": manifest["kinds"], "plan": manifest.get("plan"),
+                                   "seconds": manifest.get("seconds")})
+        session.add(row)
+    session.execute(update(IndexVersion).where(IndexVersion.name != manifest["name"],
+                                               IndexVersion.status == "published").values(status="retired"))
+    row.status = "published"
+
+
+def publish_from_store(store: Store, index_dir: Path, encoder: Encoder, memory_budget_mb: int,
+                       *, force: bool = False) -> tuple[str, dict, bool]:
+    """Build and publish a version of `encoder`'s vectors from the database unless the current one was built from
+    the same content (and has its score floors); returns (name, manifest, published)."""
+    model, dim = encoder.name, encoder.dim
+    with store.session() as s:
+        fingerprint = _fingerprint(s, model)
+        name = current_version(index_dir)
+        if name and not force:
+            manifest = read_manifest(index_dir, name)
+            if manifest.get("fingerprint") == fingerprint and "score_floors" in manifest:
+                record_version(s, manifest)
+                return name, manifest, False
+        keys, matrices = _load_vectors(s, model, dim)
+        lex_keys, documents = _lexical_documents(s)
+
+    def write(staging: Path) -> dict:
+        started = time.monotonic()
+        plan = choose_index_type(len(keys), dim, memory_budget_mb * (1 << 20) // len(VECTOR_KINDS))
+        kinds, indexes = {}, {}
+        for kind in VECTOR_KINDS:
+            indexes[kind] = index = build_index(matrices[kind], keys, plan)
+            write_index(index, staging / f"{kind}.faiss")
+            # An exact index is its own ground truth; approximate ones are measured against exact search.
+            recall = 1.0 if plan.type == "flat" else round(recall_at_k(index, matrices[kind], keys), 4)
+            kinds[kind] = {"file": f"{kind}.faiss", "type": plan.type, "params": plan.params,
+                           "recall_at_10_vs_exact": recall}
+        lexical = build_lexical(lex_keys, documents, staging / "lexical")
+        return {"model": model, "dim": dim, "count": int(len(keys)), "kinds": kinds, "lexical": "lexical/",
+                "score_floors": score_floors(encoder.encode_texts, indexes),
+                "lexical_documents": lexical["documents"], "plan": plan.reason, "fingerprint": fingerprint,
+                "seconds": round(time.monotonic() - started, 2)}
+
+    name, manifest = publish_version(index_dir, write)
+    with store.session() as s:
+        record_version(s, manifest)
+    return name, manifest, True
+
+
+def republish(settings: Settings) -> tuple[str, bool]:
+    """(version name, whether a new version was published) after re-reading what a version is built from in the
+    database, with the current version's own model: how approved copy, and later facts that change without a
+    catalog run, reach search."""
+    from indexer.model.encoder import load_version_encoder
+
+    name = current_version(settings.index_dir)
+    if name is None:
+        raise NoIndex("no index version is published yet", hint="Run `shoplens index CATALOG` first.")
+    manifest = read_manifest(settings.index_dir, name)
+    with run_lock(settings.home):
+        store = open_store(settings.db_url)
+        encoder = load_version_encoder(manifest, cache_dir=settings.model_cache_dir)
+        name, _, published = publish_from_store(store, settings.index_dir, encoder, settings.index_memory_budget_mb)
+    return name, published
