@@ -231,8 +231,8 @@ class Indexer:
             session.add(product)
         meta_changed = product.meta_hash != meta_hash or product.image_hash != p.image_hash or is_new
         if meta_changed:
-            for name in STORED_FIELDS:
-                setattr(product, name, getattr(row, name))
+            for field_name in STORED_FIELDS:
+                setattr(product, field_name, getattr(row, field_name))
             product.image_ref, product.text_hash, product.image_hash = p.image_ref, text_hash, p.image_hash
             product.meta_hash, product.status, product.updated_at = meta_hash, "active", utcnow()
         if p.info is not None:
