@@ -33,14 +33,13 @@ from indexer.catalog import CatalogRow, RowError, parse_mapping, read_catalog, s
 from indexer.config import Settings
 from indexer.errors import BadImage
 from indexer.images import ImageInfo, ImageResolver, decode_image
+from indexer.product import STORED_FIELDS
 from indexer.store import Embedding, IngestRun, Product, ProductImage, RowOutcome, Store, upsert, utcnow
 from indexer.vectors import fuse_vectors
 
 log = logging.getLogger(__name__)
 
 PREFETCH_BATCHES = 3  # batches being read/decoded ahead of the encoder
-# The catalog row's fields that a product row keeps as they are.
-ROW_FIELDS = ("title", "description", "brand", "category", "colour", "gender", "price", "currency", "attributes")
 
 
 @dataclass
@@ -232,8 +231,8 @@ class Indexer:
             session.add(product)
         meta_changed = product.meta_hash != meta_hash or product.image_hash != p.image_hash or is_new
         if meta_changed:
-            for attr in ROW_FIELDS:
-                setattr(product, attr, getattr(row, attr))
+            for field_name in STORED_FIELDS:
+                setattr(product, field_name, getattr(row, field_name))
             product.image_ref, product.text_hash, product.image_hash = p.image_ref, text_hash, p.image_hash
             product.meta_hash, product.status, product.updated_at = meta_hash, "active", utcnow()
         if p.info is not None:
@@ -311,4 +310,4 @@ def add_facts(store: Store, rows: Sequence[CatalogRow], resolver: ImageResolver)
         for key, row in enumerate(rows, start=next_key):
             image_ref = resolver.read(row.image)[1] if row.image else None
             s.add(Product(id=row.id, key=key, image_ref=image_ref, status="active",
-                          **{attr: getattr(row, attr) for attr in ROW_FIELDS}))
+                          **{name: getattr(row, name) for name in STORED_FIELDS}))

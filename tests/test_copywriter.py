@@ -12,6 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ from click.testing import CliRunner
 from indexer.config import load_settings
 from indexer.store import CopyVersion, Product
 from indexer_data import facts_store, myntra_products
-from web.copywriter.facts import ProductFacts, VisualReader, facts_from_product
+from web.copywriter.facts import CopyFacts, VisualReader, facts_from_product
 from web.copywriter.grounding import FactIndex, extract_claims, remove_unsupported, unsupported
 from web.copywriter.llm import load_llm
 from web.copywriter.prompt import CopyOptions
@@ -62,7 +63,7 @@ def llm():
     return load_llm(cache_dir=CACHE)
 
 
-def _facts(store, pid: str) -> ProductFacts:
+def _facts(store, pid: str) -> CopyFacts:
     with store.session() as s:
         return facts_from_product(s.get(Product, pid))
 
@@ -118,6 +119,20 @@ def test_visual_attributes_only_fill_gaps_above_threshold(home):
     assert all(0.0 <= v.confidence <= 1.0 for v in visual)
     strict = VisualReader(reader.encoder, threshold=1.01).read(facts, reader.image_vector(ref))
     assert strict == []
+
+
+def test_service_facts_carry_the_image_and_what_the_encoder_read_in_it(home):
+    path, url, store = home
+    with store.session() as s:
+        s.get(Product, TSHIRT).colour = None  # a gap the image can fill
+        ref = s.get(Product, TSHIRT).image_ref
+    service = CopyService(load_settings(home=path, db_url=url), store=store, visual_threshold=0.0)
+    [facts] = service.facts([TSHIRT])
+    plain = _facts(store, TSHIRT)
+    assert facts.image == plain.image == ref
+    assert [v.name for v in facts.visual] == ["colour"]
+    assert facts.visual == service.reader.read(plain, service.reader.image_vector(ref))
+    assert replace(facts, visual=[]) == plain  # the image only adds: the database facts stay as stored
 
 
 # --- generation with the real model -----------------------------------------------------------------------------

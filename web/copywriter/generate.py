@@ -18,7 +18,7 @@ from typing import Iterator
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList, TextIteratorStreamer
 
-from web.copywriter.facts import ProductFacts
+from web.copywriter.facts import CopyFacts
 from web.copywriter.grounding import (Claim, FactIndex, _lexicon, extract_claims, remove_unsupported,
                                       sentences)
 from web.copywriter.llm import LLM
@@ -196,7 +196,7 @@ def _attempt(raw: str, index: FactIndex) -> _Attempt:
     return _Attempt(text, cleaned, claims)
 
 
-def seo_title(facts: ProductFacts, limit: int = 60) -> str:
+def seo_title(facts: CopyFacts, limit: int = 60) -> str:
     """A short page title from the facts. Built, not generated: in trials the 135M model's titles were
     nonsense ("Premade Luxe: UniteShoppens"), and a title has no room for a sentence to be removed."""
     title = facts.title if not facts.brand or facts.brand.lower() in facts.title.lower() \
@@ -213,13 +213,13 @@ class Copywriter:
         self.llm = llm
         self.known_brands = known_brands
 
-    def index(self, facts: ProductFacts) -> FactIndex:
+    def index(self, facts: CopyFacts) -> FactIndex:
         return FactIndex(facts, self.known_brands)
 
     def _prompt(self, messages: list[dict]) -> str:
         return render(self.llm.tokenizer, messages)
 
-    def write(self, facts_list: list[ProductFacts], options: CopyOptions) -> list[CopyDraft]:
+    def write(self, facts_list: list[CopyFacts], options: CopyOptions) -> list[CopyDraft]:
         """Checked copy for a batch of products (one batched generation per step)."""
         indexes = [self.index(f) for f in facts_list]
         bans = [banned_tokens(self.llm, ix) for ix in indexes]
@@ -250,7 +250,7 @@ class Copywriter:
             for i, raw in zip(todo, raws):
                 attempts[i].append(_attempt(raw, indexes[i]))
 
-    def _finish(self, facts: ProductFacts, index: FactIndex, tries: list[_Attempt], prompt: str,
+    def _finish(self, facts: CopyFacts, index: FactIndex, tries: list[_Attempt], prompt: str,
                 options: CopyOptions) -> CopyDraft:
         best = max(range(len(tries)), key=lambda k: tries[k].score)
         flagged = []
@@ -263,11 +263,11 @@ class Copywriter:
             text = f"{facts.title}."
         params = {**options.__dict__, "max_new_tokens": options.max_new_tokens, "attempts": len(tries),
                   "chosen_attempt": best + 1, "fallback": fallback, "fluent": is_fluent(text)}
-        return CopyDraft(product_id=facts.product_id, text=text, model=self.llm.name, prompt=prompt, params=params,
+        return CopyDraft(product_id=facts.id, text=text, model=self.llm.name, prompt=prompt, params=params,
                          flagged=flagged, checked=extract_claims(text, index), attempts=len(tries),
                          raw_text=tries[best].raw)
 
-    def _bullets(self, drafts: list[CopyDraft], facts_list: list[ProductFacts], indexes: list[FactIndex],
+    def _bullets(self, drafts: list[CopyDraft], facts_list: list[CopyFacts], indexes: list[FactIndex],
                  bans: list[set[int]], options: CopyOptions) -> None:
         prompts = [self._prompt(bullets_messages(f, options)) for f in facts_list]
         raws = complete(self.llm, prompts, bans, 70)
@@ -283,7 +283,7 @@ class Copywriter:
                     draft.bullets.append(line)
             draft.bullets = draft.bullets[:5]
 
-    def stream(self, facts: ProductFacts, options: CopyOptions) -> Iterator[str | CopyDraft]:
+    def stream(self, facts: CopyFacts, options: CopyOptions) -> Iterator[str | CopyDraft]:
         """The first attempt's text piece by piece as the model writes it, then the checked `CopyDraft`."""
         index = self.index(facts)
         bans = [banned_tokens(self.llm, index)]
