@@ -3,7 +3,7 @@
     .venv/bin/python bench/ocr.py [--write]
 
 1. Grocery photo → product: all 296 in-store photos against the 81 products, Recall@1/@5 with query-photo reading
-   off (today's visual ranking) and on (visual + trigram match of the photo's words, search.printed), packages and
+   off (today's visual ranking) and on (visual + trigram match of the photo's words, search.ranking.printed), packages and
    produce apart. The fusion weight and match floor are chosen on the tuning half of the photos (even rows of
    photo_queries.csv) and reported on the held-out half (odd rows) and on all photos.
 2. Grocery title → image (`image` mode: a title against the product photos), with and without the words printed
@@ -133,7 +133,7 @@ def _table(ranks: dict, photos: list[dict], split: str | None) -> dict:
 
 def _components(engine: SearchEngine, reader: CachedReader, photos: list[dict]) -> dict[str, tuple[dict, str]]:
     """Per photo: its image cosine with every product (key → cosine) and the words read on it, computed as the
-    engine computes them, so the weight grid scores each setting with search.printed.fuse_printed directly."""
+    engine computes them, so the weight grid scores each setting with search.ranking.printed.fuse_printed directly."""
     from indexer.reading.words import words
 
     state = engine.state()
@@ -152,9 +152,9 @@ def _components(engine: SearchEngine, reader: CachedReader, photos: list[dict]) 
 
 
 def _grid_ranks(engine: SearchEngine, components: dict, photos: list[dict], weight: float, minimum: float) -> dict:
-    from search.printed import fuse_printed
+    from search.ranking.printed import fuse_printed
 
-    printed = engine._printed(engine.state())
+    printed = engine.state().printed
     by_key = engine.state().table.by_key
     ranks = {}
     for p in photos:
@@ -210,13 +210,13 @@ def photo_bench(home: Path) -> dict:
 def words_bench(home: Path) -> dict:
     """Tolerance to misreads: the words read on each in-store photo (cached readings) as a query against the
     products, by BM25 over the lexical documents (plain words, with the printed words) vs by character trigrams
-    over title + brand + printed words (search.printed). No visual part: this isolates the word matching."""
+    over title + brand + printed words (search.ranking.printed). No visual part: this isolates the word matching."""
     from indexer.reading.words import words
 
     settings = load_settings(home=home)
     engine = SearchEngine(settings)
     state = engine.state()
-    printed = engine._printed(state)
+    printed = state.printed
     cache = json.loads((OUT / "photo_readings.json").read_text())
     ranks: dict[str, dict[str, int | None]] = {"bm25_plain_words": {}, "trigrams": {}}
     photos = [p for p in _photos() if p["kind"] == "packages"]

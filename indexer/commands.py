@@ -1,6 +1,6 @@
-"""`shoplens index` and `shoplens status` (click commands registered in web/cli.py).
+"""The indexer's commands: `shoplens index`, `status`, `migrate` and `train-model`, added to the group by `register`.
 
-The settings come from the root group's context object (`load_settings`), so this module needs nothing from web/.
+The settings come from the root group's context object (`settings_of`), so this module needs nothing from web/.
 """
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ from sqlalchemy import func, select
 
 from indexer.config import READ_TEXT_MODES, Settings, settings_of
 from indexer.errors import BadInput
-from indexer.store import IngestRun, Product, RowOutcome, open_store
+from indexer.model.training.train import train_model_command
+from indexer.store import IngestRun, Product, RowOutcome, open_store, upgrade
 from indexer.vectors import current_version, read_manifest
 
 log = logging.getLogger(__name__)
 
 EXIT_ROWS_REJECTED = 3
-
 
 
 def _rollback(settings: Settings) -> None:
@@ -121,3 +121,17 @@ def status_command(ctx: click.Context, as_json: bool) -> None:
     idx = status["index"]
     click.echo("index: none published yet" if idx is None else
                f"index: {idx['version']} ({idx['vectors']} vectors, {idx['type']}, model {idx['model']})")
+
+
+@click.command("migrate")
+@click.pass_context
+def migrate_command(ctx: click.Context) -> None:
+    """Create or upgrade the database schema (alembic upgrade head)."""
+    upgrade(settings_of(ctx).db_url)
+    click.echo("database is at the head revision")
+
+
+def register(cli: click.Group) -> None:
+    """Add the indexer's commands to the `shoplens` group."""
+    for command in (index_command, status_command, migrate_command, train_model_command):
+        cli.add_command(command)

@@ -27,6 +27,8 @@ READ_TEXT_MODES: tuple[str, ...] = ("auto", "on", "off")
 # Text-query floors per vector kind for index versions published before versions measured their own: the values
 # measured on the 44,441-product Myntra index (bench/RESULTS.md), where they sat at the nonsense p90.
 UNCALIBRATED_FLOORS = {"text": 0.45, "fused": 0.41, "image": 0.27}
+# How the encoder's towers run (indexer.model.runtime): auto = ONNX Runtime where the export matches eager PyTorch.
+INFERENCE_RUNTIMES: tuple[str, ...] = ("auto", "onnx", "eager")
 
 
 def parse_hybrid(spec: str) -> tuple[str, float, float]:
@@ -150,10 +152,13 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     rate_limit_per_minute: int = 600
     llm_spec: str = DEFAULT_LLM
+    inference: str = "auto"  # one of INFERENCE_RUNTIMES
     read_text: str = "auto"  # READ_TEXT_MODES; $SHOPLENS_READ_TEXT, `shoplens index --read-text`
     search: SearchSettings = field(default_factory=SearchSettings)
 
     def __post_init__(self) -> None:
+        if self.inference not in INFERENCE_RUNTIMES:
+            raise ConfigError(f"setting inference must be one of {', '.join(INFERENCE_RUNTIMES)}, not {self.inference!r}")
         if self.read_text not in READ_TEXT_MODES:
             raise ConfigError(f"read_text must be one of {', '.join(READ_TEXT_MODES)}, not {self.read_text!r}")
 
@@ -192,6 +197,7 @@ def load_settings(home: str | os.PathLike | None = None, db_url: str | None = No
         api_key=env.get("SHOPLENS_API_KEY") or None,
         cors_origins=tuple(o for o in env.get("SHOPLENS_CORS_ORIGINS", "").split(",") if o),
         llm_spec=env.get("SHOPLENS_LLM") or DEFAULT_LLM,
+        inference=env.get("SHOPLENS_INFERENCE") or "auto",
         read_text=(env.get("SHOPLENS_READ_TEXT") or "auto").strip().lower(),
         search=SearchSettings.from_env(env),
     )

@@ -1,4 +1,5 @@
-"""`shoplens search` and `shoplens similar` (interfaces.md): the query engine from the command line."""
+"""The search area's commands: `shoplens search`, `similar` (interfaces.md) and `eval`, added to the group by
+`register`."""
 from __future__ import annotations
 
 import json
@@ -6,19 +7,13 @@ from pathlib import Path
 
 import click
 
-from indexer.config import SEARCH_MODES, Settings, settings_of
+from indexer.config import SEARCH_MODES, settings_of
 from indexer.errors import BadInput
-from search.query import SearchResult
-
-
-def _settings(ctx: click.Context) -> Settings:
-    return ctx.find_root().obj
-
-
-def _engine(settings: Settings):
-    from search.engine import SearchEngine
-
-    return SearchEngine(settings)
+from indexer.images import decode_image
+from search.engine import SearchEngine
+from search.evaluation.cli import eval_command
+from search.filters import Filters
+from search.query import Query, SearchResult
 
 
 def _print(result: SearchResult, as_json: bool) -> None:
@@ -54,10 +49,6 @@ def search_command(ctx: click.Context, text: str, image_path: Path | None, k: in
                    filters: tuple[str, ...], negative: str, mode: str | None, image_weight: float | None,
                    as_json: bool) -> None:
     """Search the catalog by TEXT, by a photo (--image), or both."""
-    from indexer.images import decode_image
-    from search.filters import Filters
-    from search.query import Query
-
     settings = settings_of(ctx)
     if len(text) > settings.max_query_chars:
         raise BadInput(f"the query is {len(text)} characters long; the limit is {settings.max_query_chars}")
@@ -71,7 +62,7 @@ def search_command(ctx: click.Context, text: str, image_path: Path | None, k: in
                                 what=str(image_path))
     query = Query(text=text, image=image, negative=negative, filters=Filters.parse_cli(filters), k=k, page=page,
                   mode=mode, image_weight=image_weight)
-    _print(_engine(settings).search(query), as_json)
+    _print(SearchEngine(settings).search(query), as_json)
 
 
 @click.command("similar")
@@ -82,6 +73,10 @@ def search_command(ctx: click.Context, text: str, image_path: Path | None, k: in
 @click.pass_context
 def similar_command(ctx: click.Context, product_id: str, k: int, filters: tuple[str, ...], as_json: bool) -> None:
     """Products that look like PRODUCT_ID."""
-    from search.filters import Filters
+    _print(SearchEngine(settings_of(ctx)).similar(product_id, k=k, filters=Filters.parse_cli(filters)), as_json)
 
-    _print(_engine(settings_of(ctx)).similar(product_id, k=k, filters=Filters.parse_cli(filters)), as_json)
+
+def register(cli: click.Group) -> None:
+    """Add the search area's commands to the `shoplens` group."""
+    for command in (search_command, similar_command, eval_command):
+        cli.add_command(command)

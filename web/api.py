@@ -13,8 +13,9 @@ from indexer.images import ImageResolver, sniff_format
 from indexer.config import SEARCH_MODES
 from search.filters import Filters
 from search.query import Query, SearchResult
-from web.app import services
-from web.openapi import Param, build_spec, operation, register_schema
+from web.openapi import Param, SchemaRef, build_spec, operation
+from web.services import services
+from web.uploads import decode_upload, read_upload
 
 bp = Blueprint("api", __name__)
 
@@ -23,14 +24,14 @@ NULLABLE_NUM = {"type": "number", "nullable": True}
 FACET_VALUES = {"type": "array", "items": {"type": "object", "required": ["value", "count"],
                                            "properties": {"value": {"type": "string"},
                                                           "count": {"type": "integer"}}}}
-RESULT = register_schema("Result", {
+RESULT = SchemaRef("Result", {
     "type": "object", "required": ["id", "title", "score", "image_url"],
     "properties": {"id": {"type": "string"}, "title": {"type": "string"}, "score": {"type": "number"},
                    "image_url": NULLABLE_STR, "brand": NULLABLE_STR, "category": NULLABLE_STR,
                    "colour": NULLABLE_STR, "gender": NULLABLE_STR, "price": NULLABLE_NUM,
                    "currency": NULLABLE_STR, "url": {"type": "string"}, "similar_url": {"type": "string"},
                    "duplicates": {"type": "array", "items": {"type": "string"}}}})
-SEARCH_RESPONSE = register_schema("SearchResponse", {
+SEARCH_RESPONSE = SchemaRef("SearchResponse", {
     "type": "object", "required": ["results", "facets", "total", "page", "k", "index_version"],
     "properties": {
         "query": {"type": "object"},
@@ -42,7 +43,7 @@ SEARCH_RESPONSE = register_schema("SearchResponse", {
         "total": {"type": "integer"}, "page": {"type": "integer"}, "pages": {"type": "integer"},
         "k": {"type": "integer"}, "index_version": {"type": "string"},
         "timings_ms": {"type": "object", "additionalProperties": {"type": "number"}}}})
-PRODUCT = register_schema("Product", {
+PRODUCT = SchemaRef("Product", {
     "type": "object", "required": ["id", "title"],
     "properties": {"id": {"type": "string"}, "title": {"type": "string"}, "description": NULLABLE_STR,
                    "brand": NULLABLE_STR, "category": NULLABLE_STR, "colour": NULLABLE_STR,
@@ -51,16 +52,16 @@ PRODUCT = register_schema("Product", {
                    "similar_url": {"type": "string"}, "copy": {"type": "object", "nullable": True},
                    "printed_text": {"type": "array", "items": {"type": "string"},
                                     "description": "lines of text read on the product image (OCR)"}}})
-STATUS = register_schema("Status", {
+STATUS = SchemaRef("Status", {
     "type": "object", "required": ["products", "index"],
     "properties": {"products": {"type": "integer"},
                    "index": {"type": "object", "properties": {"version": {"type": "string"},
                                                              "vectors": {"type": "integer", "nullable": True},
                                                              "type": NULLABLE_STR}}}})
-HEALTH = register_schema("Health", {
+HEALTH = SchemaRef("Health", {
     "type": "object", "required": ["status"],
     "properties": {"status": {"type": "string", "enum": ["ok"]}, "index_version": {"type": "string"}}})
-SUGGESTIONS = register_schema("Suggestions", {
+SUGGESTIONS = SchemaRef("Suggestions", {
     "type": "object", "required": ["suggestions"],
     "properties": {"suggestions": {"type": "array", "items": {"type": "object", "properties": {
         "text": {"type": "string"}, "count": {"type": "integer"}}}}}})
@@ -142,8 +143,6 @@ def search_get():
            files=(("image", True, "the photo: JPEG, PNG, WebP or GIF"),),
            responses={200: ("Results and facets", SEARCH_RESPONSE)}, errors=(413, 415, 503), tags=("search",))
 def search_post():
-    from web.uploads import decode_upload, read_upload
-
     settings = current_app.config["SHOPLENS"]
     p = g.params
     filters = filters_from(p)

@@ -1,55 +1,34 @@
-"""The Flask application factory. Importing this module does nothing; `create_app(config)` builds an app.
+"""The Flask application factory. Importing this module builds nothing; `create_app(config)` builds an app.
 
-Heavy things (database, index, model) load on first use through `services(app)`, once per process, so a
-gunicorn worker loads the model once and every worker maps the same index files.
+Heavy things (database, index, model) load on first use through the app's `Services` (web/services.py), once
+per app, so a gunicorn worker loads the model once and every worker maps the same index files.
 """
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Blueprint, Flask, current_app, request
+from flask import Blueprint, Flask, request
 
 from indexer.config import Settings, load_settings
+from web.api import bp as api
+from web.copy_api import bp as copy_api
+from web.errors import register_error_handlers
+from web.eval_pages import bp as eval_pages
+from web.metrics import install_metrics
+from web.pages import bp as pages
+from web.ratelimit import install_rate_limit
+from web.services import Services
 
 
 def blueprints() -> list[Blueprint]:
-    """Every blueprint the app serves. A new area registers its blueprint by adding one line here."""
-    from web.api import bp as api
-    from web.pages import bp as pages
-    from web.eval_pages import bp as eval_pages
-    from web.copy_api import bp as copy_api
-
+    """Every blueprint the app serves. A new area adds its blueprint here (an import and one line)."""
     return [
         api,
         pages,
         eval_pages,
         copy_api,
     ]
-
-
-class Services:
-    """The process's search engine, built on first use (thread-safe)."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self._engine = None
-        self._lock = threading.Lock()
-
-    @property
-    def engine(self):
-        if self._engine is None:
-            with self._lock:
-                if self._engine is None:
-                    from search.engine import SearchEngine
-
-                    self._engine = SearchEngine(self.settings)
-        return self._engine
-
-
-def services(app: Flask | None = None) -> Services:
-    return (app or current_app).extensions["shoplens"]
 
 
 def _settings(config: Settings | Mapping[str, Any] | None) -> Settings:
@@ -80,10 +59,6 @@ def install_cors(app: Flask, origins: tuple[str, ...]) -> None:
 
 def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     """Build the ShopLens web app: JSON API under /api/v1, the shopper's pages, /healthz and /metrics."""
-    from web.errors import register_error_handlers
-    from web.metrics import install_metrics
-    from web.ratelimit import install_rate_limit
-
     settings = _settings(config)
     app = Flask(__name__)
     app.config.update(SHOPLENS=settings, MAX_CONTENT_LENGTH=settings.max_request_bytes, JSON_SORT_KEYS=False)

@@ -1,4 +1,5 @@
-"""The `shoplens` command line (interfaces.md). Each area registers its commands on the one group here.
+"""The `shoplens` command line (interfaces.md): the root group here; each area (indexer, search, web) adds its
+commands with its own `register(cli)`.
 
 Errors a user can cause (`ShopLensError`) print one line to stderr and exit 1; `--debug` shows the traceback.
 """
@@ -9,10 +10,11 @@ import sys
 
 import click
 
-from indexer.config import load_settings, settings_of
+from indexer import commands as indexer_commands
+from indexer.config import load_settings
 from indexer.errors import ShopLensError
-
-log = logging.getLogger("shoplens")
+from search import cli as search_commands
+from web import commands as web_commands
 
 
 class ShopLensGroup(click.Group):
@@ -45,36 +47,8 @@ def cli(ctx: click.Context, home: str | None, db_url: str | None, debug: bool) -
     ctx.obj = load_settings(home=home, db_url=db_url)
 
 
-@cli.command()
-@click.pass_context
-def migrate(ctx: click.Context) -> None:
-    """Create or upgrade the database schema (alembic upgrade head)."""
-    from indexer.store import upgrade
-
-    settings = settings_of(ctx)
-    upgrade(settings.db_url)
-    click.echo("database is at the head revision")
-
-
-from indexer.commands import index_command, status_command  # noqa: E402
-
-cli.add_command(index_command)
-cli.add_command(status_command)
-from indexer.model.training.train import train_model_command  # noqa: E402
-cli.add_command(train_model_command)
-from search.evaluation.cli import eval_command  # noqa: E402
-from search.evaluation.measures import register_generation_metrics  # noqa: E402
-cli.add_command(eval_command)
-register_generation_metrics("web.copywriter.quality:copy_quality")
-from search.cli import search_command, similar_command  # noqa: E402
-from web.serve import serve_command  # noqa: E402
-cli.add_command(search_command)
-cli.add_command(similar_command)
-cli.add_command(serve_command)
-from web.copywriter.batch import generate_command  # noqa: E402
-cli.add_command(generate_command)
-from web.copywriter.publish import publish_copy_command  # noqa: E402
-cli.add_command(publish_copy_command)
+for area in (indexer_commands, search_commands, web_commands):
+    area.register(cli)
 
 
 def main() -> None:

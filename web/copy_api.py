@@ -6,10 +6,9 @@ one JSON error shape. The page at /copywriter drives these endpoints from the br
 from __future__ import annotations
 
 import json
-import threading
 from typing import Iterator
 
-from flask import Blueprint, Response, current_app, g, jsonify, render_template, request, stream_with_context
+from flask import Blueprint, Response, g, jsonify, render_template, request, stream_with_context
 from sqlalchemy import or_, select
 
 from indexer.errors import BadInput, ShopLensError
@@ -20,10 +19,10 @@ from web.copywriter.prompt import CopyOptions
 from web.copywriter.service import CopyService
 from web.copywriter.grounding import Claim, FactIndex, extract_claims
 from web.copywriter.versions import edit_version, known_brands, list_versions, set_status, version_json
-from web.openapi import Param, operation, register_schema
+from web.openapi import Param, SchemaRef, operation
+from web.services import services
 
 bp = Blueprint("copy", __name__)
-_lock = threading.Lock()
 
 PRODUCT_ID = Param("product_id", where="path", required=True, max_length=128, description="the catalog's product id")
 VERSION = Param("version", "integer", where="path", required=True, minimum=1, description="copy version number")
@@ -31,7 +30,7 @@ CLAIM = {"type": "object", "properties": {"kind": {"type": "string"}, "text": {"
                                           "start": {"type": "integer"}, "end": {"type": "integer"},
                                           "supported": {"type": "boolean"}, "reason": {"type": "string"},
                                           "action": {"type": "string"}}}
-COPY_VERSION = register_schema("CopyVersion", {
+COPY_VERSION = SchemaRef("CopyVersion", {
     "type": "object", "required": ["product_id", "version", "status", "text", "unsupported_claims", "model"],
     "properties": {"product_id": {"type": "string"}, "version": {"type": "integer"},
                    "status": {"type": "string", "enum": ["draft", "approved", "discarded"]},
@@ -40,7 +39,7 @@ COPY_VERSION = register_schema("CopyVersion", {
                    "edited": {"type": "boolean"}, "author": {"type": "string", "nullable": True},
                    "unsupported_claims": {"type": "array", "items": CLAIM},
                    "flagged": {"type": "array", "items": CLAIM}}})
-COPY_LIST = register_schema("CopyVersions", {
+COPY_LIST = SchemaRef("CopyVersions", {
     "type": "object", "required": ["product_id", "versions"],
     "properties": {"product_id": {"type": "string"}, "title": {"type": "string"},
                    "source_description": {"type": "string", "nullable": True},
@@ -49,16 +48,6 @@ GENERATE_DOC = ("JSON body (all optional): length short|medium|long, tone friend
                 "bullets, seo_title, retries 0-5, temperature, seed, author. With `Accept: text/event-stream` (or "
                 "?stream=1) the answer is a server-sent event stream: `token` events with the text as it is "
                 "written, then `done` with the stored version (or `error`).")
-
-
-def copy_service() -> CopyService:
-    """The app's copy service, built on first use (the model loads on the first generation)."""
-    ext = current_app.extensions
-    if "shoplens.copy" not in ext:
-        with _lock:
-            if "shoplens.copy" not in ext:
-                ext["shoplens.copy"] = CopyService(current_app.config["SHOPLENS"])
-    return ext["shoplens.copy"]
 
 
 def _body() -> dict:
@@ -81,7 +70,7 @@ def _author(body: dict) -> str:
 @operation("The product's copy versions, newest first, with its source description",
            params=(PRODUCT_ID,), responses={200: ("Versions", COPY_LIST)}, errors=(404, 503), tags=("copy",))
 def list_copy(product_id: str):
-    service = copy_service()
+    service = services().copy
     versions = list_versions(service.store, product_id)
     with service.store.session() as s:
         facts = load_facts(s, product_id)
@@ -113,7 +102,7 @@ def generate_copy(product_id: str):
     body = _body()
     author = _author(body)
     options = CopyOptions.from_json(body)
-    service = copy_service()
+    service = services().copy
     with service.store.session() as s:
         load_facts(s, product_id)  # a 404 now, before a stream starts
     wants_stream = request.args.get("stream") in ("1", "true") or \
@@ -145,7 +134,7 @@ def _text(body: dict) -> str:
 
 def _claims(product_id: str, text: str) -> list[Claim]:
     """The grounding check of `text` (database facts and catalog brands; no model needed)."""
-    with copy_service().store.session() as s:
+    with services().copy.store.session() as s:
         return extract_claims(text, FactIndex(load_facts(s, product_id), known_brands(s)))
 
 
@@ -164,7 +153,7 @@ def edit_copy(product_id: str, version: int):
     seo_title = body.get("seo_title")
     if seo_title is not None and not isinstance(seo_title, str):
         raise BadInput("`seo_title` must be a string")
-    row = edit_version(copy_service().store, product_id, version, text=text, claims=_claims(product_id, text),
+    row = edit_version(services().copy.store, product_id, version, text=text, claims=_claims(product_id, text),
                        bullets=bullets, seo_title=seo_title, author=author)
     return jsonify(version_json(row)), 201
 
@@ -175,7 +164,7 @@ def _set_status(product_id: str, version: int, status: str):
     force = body.get("force", False)
     if not isinstance(force, bool):
         raise BadInput("`force` must be true or false")
-    row = set_status(copy_service().store, product_id, version, status, author=author, force=force)
+    row = set_status(services().copy.store, product_id, version, status, author=author, force=force)
     return jsonify(version_json(row))
 
 
@@ -204,7 +193,7 @@ def discard_copy(product_id: str, version: int):
            responses={200: ("Products", {"type": "object"})}, tags=("copy",))
 def find_products():
     q, status, limit = (g.params.get("q") or "").strip(), g.params["status"], g.params["limit"]
-    service = copy_service()
+    service = services().copy
     with service.store.session() as s:
         query = select(Product.id, Product.title, Product.brand).where(Product.status == "active")
         for word in q.split()[:8]:

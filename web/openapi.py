@@ -17,13 +17,26 @@ from flask import Flask, current_app, g, request
 
 from indexer.errors import BadInput
 
-ERROR_SCHEMA = {
+
+class SchemaRef(dict):
+    """A named response schema, written where it is used as `{"$ref": "#/components/schemas/NAME"}`.
+
+    The reference carries its schema, so the spec lists in components/schemas exactly the schemas its views use,
+    and declaring one changes nothing outside the module that declares it.
+    """
+
+    def __init__(self, name: str, schema: dict) -> None:
+        super().__init__({"$ref": f"#/components/schemas/{name}"})
+        self.name = name
+        self.schema = schema
+
+
+ERROR = SchemaRef("Error", {
     "type": "object",
     "required": ["error"],
     "properties": {"error": {"type": "object", "required": ["code", "message"],
                              "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}},
-}
-SCHEMAS: dict[str, dict] = {"Error": ERROR_SCHEMA}
+})
 ERROR_TEXT = {400: "Bad input (the message names the parameter)", 401: "Missing or wrong API key",
               403: "Writing endpoints are off (no API key configured)", 404: "Not found",
               405: "Method not allowed", 413: "Request body or image too large",
@@ -31,12 +44,6 @@ ERROR_TEXT = {400: "Bad input (the message names the parameter)", 401: "Missing 
               503: "No index published yet, or the model is unavailable"}
 COMMON_ERRORS = (400, 429)
 _TYPES = {"string", "integer", "number", "boolean"}
-
-
-def register_schema(name: str, schema: dict) -> dict:
-    """Name a response schema for components/schemas; returns a $ref to it."""
-    SCHEMAS[name] = schema
-    return {"$ref": f"#/components/schemas/{name}"}
 
 
 @dataclass(frozen=True)
@@ -167,7 +174,7 @@ class Operation:
         codes = set(COMMON_ERRORS) | set(self.errors) | ({401, 403} if requires_key else set())
         for status in sorted(codes):
             responses[str(status)] = {"description": ERROR_TEXT.get(status, "Error"),
-                                      "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+                                      "content": {"application/json": {"schema": ERROR}}}
         op["responses"] = responses
         if requires_key:
             op["security"] = [{"bearerAuth": []}]
@@ -195,6 +202,20 @@ def operation(summary: str, **kwargs) -> Callable:
 _RULE_ARG = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 
 
+def _named_schemas(node: Any, found: dict[str, dict]) -> dict[str, dict]:
+    """Every SchemaRef in `node` (an operation's OpenAPI entry), and those inside their schemas, by name."""
+    if isinstance(node, SchemaRef) and node.name not in found:
+        found[node.name] = node.schema
+        _named_schemas(node.schema, found)
+    elif isinstance(node, Mapping):
+        for value in node.values():
+            _named_schemas(value, found)
+    elif isinstance(node, list):
+        for value in node:
+            _named_schemas(value, found)
+    return found
+
+
 def build_spec(app: Flask, *, title: str = "ShopLens API", version: str = "1") -> dict:
     """The OpenAPI 3.0 document of every view that declared an `operation`, read off the URL map."""
     paths: dict[str, dict] = {}
@@ -213,7 +234,7 @@ def build_spec(app: Flask, *, title: str = "ShopLens API", version: str = "1") -
         "info": {"title": title, "version": version,
                  "description": "Multimodal product search. Errors are {\"error\": {\"code\", \"message\"}}."},
         "paths": paths,
-        "components": {"schemas": dict(SCHEMAS),
+        "components": {"schemas": dict(sorted(_named_schemas(paths, {}).items())),
                        "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer",
                                                           "description": "the server's SHOPLENS_API_KEY"}}},
     }

@@ -15,7 +15,7 @@ from indexer.errors import BadInput
 from indexer.images import sniff_format
 from search.filters import FILTER_FIELDS, Filters
 from search.query import Query, SearchResult
-from web.app import services
+from web.services import services
 from web.uploads import UploadStore, decode_upload, read_upload
 
 bp = Blueprint("pages", __name__)

@@ -15,12 +15,14 @@ from pathlib import Path
 import click
 
 from indexer.config import Settings, settings_of
+from indexer.errors import ShopLensError
+from indexer.store import open_store
 
 log = logging.getLogger(__name__)
 
 
 def _gunicorn_app(settings: Settings, options: dict):
-    from gunicorn.app.base import BaseApplication
+    from gunicorn.app.base import BaseApplication  # needed only to serve: not loaded for the other commands
 
     class ShopLensServer(BaseApplication):
         def load_config(self) -> None:
@@ -28,6 +30,7 @@ def _gunicorn_app(settings: Settings, options: dict):
                 self.cfg.set(key, value)
 
         def load(self):
+            # Imported in the worker, after the fork: the master never imports the app's views and services.
             from web.app import create_app
 
             return create_app(settings)
@@ -37,11 +40,10 @@ def _gunicorn_app(settings: Settings, options: dict):
 
 def _post_worker_init(worker) -> None:
     """Warm the worker: split the cores between workers, load model, index and facts, answer one query."""
-    import faiss
+    import faiss  # heavy, and needed only in a worker after the fork
     import torch
 
-    from indexer.errors import ShopLensError
-    from web.app import services
+    from web.services import services
 
     app = worker.wsgi
     threads = max(1, (os.cpu_count() or 1) // max(1, services(app).settings.workers))
@@ -78,8 +80,6 @@ def serve_command(ctx: click.Context, host: str, port: int, workers: int | None,
     """Serve the web app and the JSON API with gunicorn."""
     settings = settings_of(ctx)
     settings = settings.with_overrides(rate_limit_per_minute=rate_limit, workers=workers)
-    from indexer.store import open_store
-
     open_store(settings.db_url).engine.dispose()  # refuse an unmigrated database before forking anything
     if settings.workers > 1:
         metrics_dir = Path(settings.cache_dir) / f"prometheus-{os.getpid()}"

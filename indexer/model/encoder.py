@@ -26,6 +26,7 @@ from PIL import Image
 from indexer.config import load_settings
 from indexer.errors import WeightsUnavailable
 from indexer.model.registry import registered_models
+from indexer.model.runtime import ExportFailed, Towers, load_towers, trim_tokens
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,24 @@ class Encoder:
         self.preprocess = preprocess
         self.dim = dim
         self.batch_size = batch_size
+        self.towers: Towers | None = None  # the ONNX fast path, when `use_runtime` installed one
+
+    @property
+    def runtime(self) -> str:
+        return "onnx" if self.towers is not None else "eager"
+
+    def use_runtime(self, runtime: str, cache_dir: Path) -> None:
+        """Run both towers on ONNX Runtime (`onnx`, or `auto`) when the export works and matches eager PyTorch;
+        otherwise stay on eager PyTorch and log why."""
+        if runtime == "eager":
+            return
+        try:
+            image_size = tuple(self.preprocess(Image.new("RGB", (64, 64))).shape)
+            probe = self.tokenizer(["a red cotton t-shirt for men", "black leather strap watch", "x"])
+            self.towers = load_towers(self.model, cache_dir, image_size, probe)
+        except (ExportFailed, ImportError) as exc:
+            log.log(logging.WARNING if runtime == "onnx" else logging.INFO,
+                    "%s runs on eager PyTorch: %s", self.name, exc)
 
     def __repr__(self) -> str:
         return f"Encoder({self.name!r}, dim={self.dim})"
@@ -66,7 +85,10 @@ class Encoder:
 
     def encode_image_tensors(self, batch: torch.Tensor) -> np.ndarray:
         """Vectors (n, dim) of images already through `preprocess` and stacked."""
-        return self._batched(batch, self.model.encode_image)
+        if self.towers is None:
+            return self._batched(batch, self.model.encode_image)
+        run = self.towers.image
+        return self._batched(batch, lambda chunk: torch.from_numpy(run(np.ascontiguousarray(chunk.numpy()))))
 
     def encode_images(self, images: list[Image.Image]) -> np.ndarray:
         """Vectors (n, dim) of PIL images (any mode; converted to RGB by `preprocess`)."""
@@ -76,15 +98,21 @@ class Encoder:
 
     def encode_texts(self, texts: list[str]) -> np.ndarray:
         """Vectors (n, dim) of strings (tokenised and truncated to the model's context length)."""
-        return self._batched(list(texts), lambda chunk: self.model.encode_text(self.tokenizer(chunk)))
+        if self.towers is None:
+            return self._batched(list(texts), lambda chunk: self.model.encode_text(self.tokenizer(chunk)))
+        run = self.towers.text
+        return self._batched(list(texts), lambda chunk: torch.from_numpy(
+            run(trim_tokens(self.model, self.tokenizer(chunk)).numpy())))
 
 
-def load_encoder(spec: str | None = None, *, cache_dir: Path | None = None) -> Encoder:
-    """The encoder for `spec` (default: the `model_spec` setting), built once per process; converted weights are
-    cached in `cache_dir` (default: the `model_cache_dir` setting, shared by every home)."""
-    settings = load_settings() if spec is None or cache_dir is None else None
+def load_encoder(spec: str | None = None, *, cache_dir: Path | None = None, runtime: str | None = None) -> Encoder:
+    """The encoder for `spec` (default: the `model_spec` setting), built once per process; converted weights and
+    exported towers are cached in `cache_dir` (default: the `model_cache_dir` setting, shared by every home).
+    `runtime` (default: the `inference` setting): auto | onnx | eager (indexer.model.runtime)."""
+    settings = load_settings()
     spec = (spec or settings.model_spec).strip()
-    return _load_cached(spec, Path(cache_dir) if cache_dir else settings.model_cache_dir)
+    cache = Path(cache_dir) if cache_dir else settings.model_cache_dir
+    return _load_cached(spec, cache, runtime or settings.inference)
 
 
 def load_version_encoder(manifest: dict, *, default_spec: str | None = None,
@@ -105,7 +133,13 @@ def load_version_encoder(manifest: dict, *, default_spec: str | None = None,
 
 
 @lru_cache(maxsize=4)
-def _load_cached(spec: str, cache_dir: Path) -> Encoder:
+def _load_cached(spec: str, cache_dir: Path, runtime: str) -> Encoder:
+    encoder = _build(spec, cache_dir)
+    encoder.use_runtime(runtime, cache_dir)
+    return encoder
+
+
+def _build(spec: str, cache_dir: Path) -> Encoder:
     base = spec.split("@", 1)[0]
     if base in registered_models():
         return _registered(base, spec, cache_dir)

@@ -54,12 +54,12 @@ def colour_histogram(rgb: torch.Tensor) -> torch.Tensor:
     Square root (Hellinger) so that a dominant colour does not drown the others; an image with no foreground
     (a white product on white) falls back to all its pixels."""
     small = F.avg_pool2d(rgb, 4)
-    n = len(small)
-    fg = (small.min(dim=1).values <= BACKGROUND).float().view(n, -1)
+    # Shapes from tensors, not len(): an exported graph (indexer.model.runtime) keeps the batch size free.
+    fg = (small.min(dim=1).values <= BACKGROUND).float().flatten(1)
     fg = torch.where(fg.sum(1, keepdim=True) > 0, fg, torch.ones_like(fg))
     q = (small * COLOUR_LEVELS).clamp(max=COLOUR_LEVELS - 1e-3).long()
     code = (q[:, 0] * COLOUR_LEVELS + q[:, 1]) * COLOUR_LEVELS + q[:, 2]
-    hist = torch.zeros(n, COLOUR_LEVELS ** 3, dtype=rgb.dtype).scatter_add_(1, code.view(n, -1), fg)
+    hist = fg.new_zeros(fg.shape[0], COLOUR_LEVELS ** 3).scatter_add_(1, code.flatten(1), fg)
     return (hist / fg.sum(1, keepdim=True)).sqrt()
 
 
@@ -139,11 +139,14 @@ class LiteCLIP(nn.Module):
         out = self.clip.visual.head(feats[:, :self.head_dim])
         return out + self.aux_head(self.aux_input(feats)) if self.aux_head is not None else out
 
+    def trim_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Tokens without the padding columns beyond the longest text: the same features, less work."""
+        width = int((tokens != self.pad_id).sum(1).max().item()) if len(tokens) else 1
+        return tokens[:, :max(width, 1)]
+
     def text_features(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Mean-pooled MiniLM features (n, 384); padding columns beyond the longest text are cut (speed only)."""
+        """Mean-pooled MiniLM features (n, 384) of (trimmed) tokens; padding is masked out."""
         mask = (tokens != self.pad_id).long()
-        width = int(mask.sum(1).max().item()) if len(tokens) else 1
-        tokens, mask = tokens[:, :max(width, 1)], mask[:, :max(width, 1)]
         out = self.clip.text.transformer(input_ids=tokens, attention_mask=mask)
         return self.clip.text.pooler(out, mask)
 
@@ -171,14 +174,14 @@ class LiteCLIP(nn.Module):
         if self.blend.conse:
             parts.append(self.blend.conse * F.normalize(feats, dim=-1))
         if self.blend.visual:  # texts have no appearance: zeros, so text↔image scores ignore this block
-            parts.append(feats.new_zeros(len(feats), self.clip.visual.trunk.num_features))
+            parts.append(feats.new_zeros(feats.shape[0], self.clip.visual.trunk.num_features))
         return torch.cat(parts, dim=-1)
 
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
         return self.embed_image_features(self.image_features(images))
 
     def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
-        return self.embed_text_features(self.text_features(tokens))
+        return self.embed_text_features(self.text_features(self.trim_tokens(tokens)))
 
 
 def _atomic_save(obj: object, path: Path) -> None:
@@ -220,7 +223,7 @@ def _class_embeddings(model: LiteCLIP, tokenizer, template: str, cache_dir: Path
         return torch.load(cached, map_location="cpu", weights_only=True)
     prompts = [template.format(name) for name in IMAGENET_CLASSNAMES]
     with torch.inference_mode():
-        emb = torch.cat([F.normalize(model.text_features(tokenizer(prompts[i:i + 200])), dim=-1)
+        emb = torch.cat([F.normalize(model.text_features(model.trim_tokens(tokenizer(prompts[i:i + 200]))), dim=-1)
                          for i in range(0, len(prompts), 200)])
     _atomic_save(emb.clone(), cached)
     return emb

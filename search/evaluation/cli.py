@@ -26,10 +26,6 @@ log = logging.getLogger(__name__)
 MEASURES = ("flops", "zeroshot", "generation")
 
 
-def _settings(ctx: click.Context) -> Settings:
-    return ctx.find_root().obj
-
-
 def parse_modes(values: tuple[str, ...]) -> list[str]:
     """`--mode image --mode text`, `--mode image,text` or `--mode all`; none given: what search uses."""
     modes: list[str] = []

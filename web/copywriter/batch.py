@@ -16,23 +16,15 @@ import click
 from sqlalchemy import select
 from tqdm import tqdm
 
+from indexer.config import settings_of
 from indexer.errors import BadInput
 from indexer.store import CopyVersion, Product, Store
-from search.evaluation.measures import register_generation_metrics
 from web.copywriter.facts import DEFAULT_VISUAL_THRESHOLD
 from web.copywriter.prompt import LENGTHS, TONES, CopyOptions
 from web.copywriter.versions import approved_product_ids, version_json
 
 log = logging.getLogger(__name__)
 
-
-def _eval_metrics(store: Store) -> dict:
-    from web.copywriter.quality import eval_metrics
-
-    return eval_metrics(store)
-
-
-register_generation_metrics(_eval_metrics)  # `shoplens eval` reports the copy quality numbers too
 
 FILTER_FIELDS = {"brand": Product.brand, "gender": Product.gender, "colour": Product.colour,
                  "category": Product.category}
@@ -121,8 +113,7 @@ def generate_command(ctx: click.Context, products: tuple[str, ...], ids_file: Pa
                      llm_spec: str | None, no_vision: bool, visual_threshold: float, include_approved: bool, author: str, as_json: bool,
                      no_progress: bool) -> None:
     """Write grounded product copy with the language model and store it as draft versions."""
-    from indexer.config import settings_of
-    from web.copywriter.service import CopyService
+    from web.copywriter.service import CopyService  # the language model's libraries: loaded only to generate
 
     settings = settings_of(ctx)
     ids = list(products) + (_read_ids(ids_file) if ids_file else [])

@@ -133,7 +133,7 @@ def text_features(model: LiteCLIP, tokenizer, texts: list[str], cache_dir: Path,
             chunk = todo[start:start + SHARD * 4]
             out = []
             for i in range(0, len(chunk), batch_size):
-                out.append(model.text_features(tokenizer(chunk[i:i + batch_size])).numpy())
+                out.append(model.text_features(model.trim_tokens(tokenizer(chunk[i:i + batch_size]))).numpy())
                 bar.update(len(chunk[i:i + batch_size]))
             store.add(chunk, np.concatenate(out))
     return store.get(list(texts))

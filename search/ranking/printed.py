@@ -8,15 +8,21 @@ queries because a shelf photo often shows the brand more clearly than the small 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from indexer.config import SearchSettings
 from indexer.reading.stored import printed_lines
 from indexer.reading.words import TrigramIndex
 from indexer.store import Store
 from search.products import ProductTable
+from search.ranking import Ranking
+from search.timing import StageTimer
+from search.vectors import similarities
 
-Ranking = list[tuple[int, float]]
+if TYPE_CHECKING:
+    from search.state import IndexState
 
 
 @dataclass(frozen=True)
@@ -54,3 +60,22 @@ def fuse_printed(visual: dict[int, float], match: dict[int, float], *, weight: f
     scored = ((k, visual.get(k, 0.0) + weight * match.get(k, 0.0)) for k in keys
               if visual.get(k, 0.0) >= min_visual or match.get(k, 0.0) >= min_match)
     return sorted(scored, key=lambda kv: (-kv[1], kv[0]))
+
+
+def with_printed(state: IndexState, config: SearchSettings, kind: str, vec: np.ndarray, ranking: Ranking, text: str,
+                 allowed: np.ndarray | None, *, titles: bool, weight: float, min_score: float,
+                 timer: StageTimer) -> Ranking:
+    """`ranking` (cosines of `vec` with `kind` vectors) fused with the trigram match of `text` against the products'
+    printed words (and titles, with `titles`) by `fuse_printed`; unchanged when no product's words match. Products
+    only the words found get their cosine computed here."""
+    with timer.stage("printed_match"):
+        match = state.printed.match(text, titles=titles)
+        if allowed is not None:
+            allowed_set = set(allowed.tolist())
+            match = {k: s for k, s in match.items() if k in allowed_set}
+        if not match:
+            return ranking
+        scores = dict(ranking)
+        missing = [k for k, s in match.items() if k not in scores and s >= config.photo_text_min]
+        scores.update(similarities(state, kind, vec, missing))
+        return fuse_printed(scores, match, weight=weight, min_match=config.photo_text_min, min_visual=min_score)

@@ -1,0 +1,183 @@
+"""The inference fast path: both towers of any encoder exported once to ONNX and run with ONNX Runtime.
+
+Eager PyTorch pays Python and dispatcher overhead on every layer, which dominates a single query on a 2-core CPU
+(bench/encode.py --runtime measures it). The export is a pure function of the model's weights, so it is cached
+under the model cache with the weights' fingerprint: reused on every later start, rebuilt when the weights change.
+An export is trusted only after its vectors matched eager PyTorch on a probe batch (cosine >= MIN_COSINE per item);
+anything else, a missing runtime, a model the exporter cannot trace, a mismatch, falls back to eager PyTorch with
+the reason logged once.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+MIN_COSINE = 0.999
+EXPORT_FORMAT = 1  # bump when the export itself changes, so old files are not reused
+OPSET = 17
+
+
+class ExportFailed(Exception):
+    """The model could not be exported, or the export's vectors differ from eager PyTorch."""
+
+
+@dataclass
+class Towers:
+    """The two exported towers: arrays in, unnormalised embeddings out."""
+
+    image: Callable[[np.ndarray], np.ndarray]
+    text: Callable[[np.ndarray], np.ndarray]
+    folder: Path
+
+
+class _Image(nn.Module):
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model.encode_image(images)
+
+
+class _Text(nn.Module):
+    """The text tower without token trimming (the caller trims; trimming is data-dependent and cannot be traced)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.lite = hasattr(model, "trim_tokens")
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        if self.lite:
+            return self.model.embed_text_features(self.model.text_features(tokens))
+        return self.model.encode_text(tokens)
+
+
+def weights_fingerprint(model: nn.Module) -> str:
+    """A digest of every parameter and buffer (names, shapes, bytes) and the versions the export depends on."""
+    import onnxruntime
+
+    digest = hashlib.blake2b(digest_size=12)
+    digest.update(f"{EXPORT_FORMAT}:{torch.__version__}:{onnxruntime.__version__}:{type(model).__name__}".encode())
+    for name, tensor in model.state_dict().items():
+        digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
+        digest.update(tensor.detach().contiguous().cpu().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def trim_tokens(model: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
+    """Tokens as the text tower takes them: trimmed of padding columns where the model can (shoplens-lite)."""
+    return model.trim_tokens(tokens) if hasattr(model, "trim_tokens") else tokens
+
+
+def load_towers(model: nn.Module, cache_dir: Path, image_size: tuple[int, int, int], probe_tokens: torch.Tensor,
+                threads: int | None = None) -> Towers:
+    """The model's exported towers (exporting them first if this fingerprint has none), checked against eager;
+    raises ExportFailed, also on later starts with the same weights, when the export is not faithful."""
+
+    model = model.eval()
+    folder = Path(cache_dir) / "onnx" / weights_fingerprint(model)
+    refused = folder / "REFUSED"
+    if refused.is_file():  # these weights were tried before: don't pay for the export on every start
+        raise ExportFailed(refused.read_text().strip())
+    if not ((folder / "image.onnx").is_file() and (folder / "text.onnx").is_file()):
+        # Traced on the probe's shorter texts and checked on all of them (its first is its longest), so a batch
+        # size or a text width frozen into the graph cannot pass the check.
+        _export(model, folder, image_size, trim_tokens(model, probe_tokens[1:]))
+    try:
+        towers = Towers(image=_runner(folder / "image.onnx", threads), text=_runner(folder / "text.onnx", threads),
+                        folder=folder)
+        _check(model, towers, image_size, probe_tokens)
+    except ExportFailed as exc:
+        refused.write_text(f"{exc}\n")
+        raise
+    return towers
+
+
+def _runner(path: Path, threads: int | None) -> Callable[[np.ndarray], np.ndarray]:
+    """One exported tower as a function; refuses a graph that does not read exactly one input (a traced constant)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or torch.get_num_threads()
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # No busy-waiting between calls: a server's workers and the indexer's decode threads need those cores.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    try:
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # a truncated or foreign file
+        raise ExportFailed(f"ONNX Runtime could not load {path}: {str(exc).splitlines()[0][:200]}") from exc
+    inputs = session.get_inputs()
+    if len(inputs) != 1:
+        raise ExportFailed(f"the exported {path.stem} tower reads {len(inputs)} inputs, not 1 (the trace lost it)")
+    name = inputs[0].name
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        return session.run(None, {name: batch})[0]
+
+    return run
+
+
+def _export(model: nn.Module, folder: Path, image_size: tuple[int, int, int], tokens: torch.Tensor) -> None:
+    """Write image.onnx and text.onnx into `folder` atomically (a staging folder renamed into place)."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    images = torch.randn(2, *image_size, generator=torch.Generator().manual_seed(0))
+    text_axes = {0: "n", 1: "width"} if hasattr(model, "trim_tokens") else {0: "n"}
+    # The wrappers must be in eval mode: the exporter restores the mode it found, recursively, when it is done, and
+    # a new module is in training mode (BatchNorm would then normalise by batch statistics).
+    image_tower, text_tower = _Image(model).eval(), _Text(model).eval()
+    try:
+        with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer warnings about Python values: the check below is the judge
+            torch.onnx.export(image_tower, (images,), str(staging / "image.onnx"), dynamo=False,
+                              input_names=["images"], output_names=["vectors"], opset_version=OPSET,
+                              dynamic_axes={"images": {0: "n"}, "vectors": {0: "n"}})
+            torch.onnx.export(text_tower, (tokens,), str(staging / "text.onnx"), dynamo=False,
+                              input_names=["tokens"], output_names=["vectors"], opset_version=OPSET,
+                              dynamic_axes={"tokens": text_axes, "vectors": {0: "n"}})
+        try:
+            os.replace(staging, folder)
+        except OSError:  # another process exported the same weights first: keep theirs
+            if not folder.is_dir():
+                raise
+    except Exception as exc:  # the exporter raises many kinds for what it cannot trace
+        raise ExportFailed(f"ONNX export failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from exc
+    finally:
+        if staging.exists():
+            for f in staging.iterdir():
+                f.unlink()
+            staging.rmdir()
+    log.info("exported %s's towers to ONNX in %s", type(model).__name__, folder)
+
+
+def _check(model: nn.Module, towers: Towers, image_size: tuple[int, int, int], tokens: torch.Tensor) -> None:
+    """Refuse an export whose vectors are not the eager model's: every probe item at cosine >= MIN_COSINE."""
+    images = torch.rand(3, *image_size, generator=torch.Generator().manual_seed(1)) * 4 - 2
+    with torch.inference_mode():
+        pairs = [(model.encode_image(images).numpy(), towers.image(images.numpy())),
+                 (model.encode_text(tokens).numpy(), towers.text(trim_tokens(model, tokens).numpy()))]
+    for part, (eager, fast) in zip(("image", "text"), pairs):
+        cos = _cosines(eager, fast)
+        if cos.min() < MIN_COSINE:
+            raise ExportFailed(f"the exported {part} tower's vectors differ from eager PyTorch "
+                               f"(min cosine {cos.min():.5f} < {MIN_COSINE})")
+
+
+def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
+    b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
+    return (a * b).sum(1)

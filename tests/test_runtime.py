@@ -1,0 +1,95 @@
+"""The ONNX Runtime fast path (indexer.model.runtime): the same vectors and rankings as eager PyTorch on real
+Myntra products, the export reused across starts and rebuilt when the weights change, and an eager fallback that
+says why when a model cannot be exported faithfully."""
+from __future__ import annotations
+
+import csv
+import logging
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from indexer.config import load_settings
+from indexer.model.encoder import Encoder, _build, load_encoder
+from indexer.model import runtime
+from indexer_data import MYNTRA
+
+
+@pytest.fixture(scope="module")
+def products() -> tuple[list[str], list[Image.Image]]:
+    with (MYNTRA / "products.csv").open(encoding="utf-8") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["image_hr"]][:96]
+    return [r["title"] for r in rows], [Image.open(MYNTRA / r["image_hr"]).convert("RGB") for r in rows]
+
+
+@pytest.fixture(scope="module")
+def encoders(tmp_path_factory) -> tuple[Encoder, Encoder]:
+    cache = load_settings().model_cache_dir
+    eager = load_encoder("shoplens-lite", cache_dir=cache, runtime="eager")
+    fast = load_encoder("shoplens-lite", cache_dir=cache, runtime="onnx")
+    return eager, fast
+
+
+def test_fast_path_gives_the_eager_vectors_and_rankings(encoders, products):
+    eager, fast = encoders
+    assert (eager.runtime, fast.runtime) == ("eager", "onnx")
+    titles, images = products
+    texts_e, texts_f = eager.encode_texts(titles), fast.encode_texts(titles)
+    images_e, images_f = eager.encode_images(images), fast.encode_images(images)
+    assert (texts_e * texts_f).sum(1).min() >= 0.999
+    assert (images_e * images_f).sum(1).min() >= 0.999
+    # The same top-10 for every title → image query over these products.
+    top_e = np.argsort(-(texts_e @ images_e.T), axis=1)[:, :10]
+    top_f = np.argsort(-(texts_f @ images_f.T), axis=1)[:, :10]
+    assert (top_e == top_f).mean() >= 0.99
+    assert fast.encode_texts([]).shape == (0, fast.dim)  # an empty batch stays a (0, dim) array
+
+
+def test_export_is_reused_and_rebuilt_when_weights_change(tmp_path, monkeypatch):
+    model = _build("shoplens-lite", load_settings().model_cache_dir)
+    probe = model.tokenizer(["a long red cotton summer dress", "black watch", "jeans"])
+    size = tuple(model.preprocess(Image.new("RGB", (64, 64))).shape)
+    exports = []
+    real_export = runtime._export
+    monkeypatch.setattr(runtime, "_export", lambda *a: (exports.append(a[1]), real_export(*a)))
+    first = runtime.load_towers(model.model, tmp_path, size, probe)
+    again = runtime.load_towers(model.model, tmp_path, size, probe)
+    assert len(exports) == 1 and first.folder == again.folder  # the second start reuses the file
+    with torch.no_grad():
+        next(model.model.clip.text.proj.parameters()).mul_(1.01)  # new weights: a new fingerprint, a new export
+    changed = runtime.load_towers(model.model, tmp_path, size, probe)
+    assert len(exports) == 2 and changed.folder != first.folder
+    assert not model.model.training  # exporting left the model in eval mode
+
+
+class _Untraceable(torch.nn.Module):
+    """A model whose image tower leaves the graph through numpy: a trace would freeze its output to a constant."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = torch.nn.Linear(3, 4)
+
+    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
+        return self.proj(torch.from_numpy(images.numpy().mean(axis=(2, 3))))
+
+    def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.proj(tokens[:, :3].float())
+
+
+def test_an_unfaithful_export_falls_back_to_eager_and_says_why(tmp_path, caplog, monkeypatch):
+    enc = Encoder("untraceable", _Untraceable(), lambda texts: torch.ones(len(texts), 5, dtype=torch.long),
+                  lambda im: torch.zeros(3, 8, 8), dim=4)
+    with caplog.at_level(logging.WARNING, logger="indexer.model.encoder"):
+        enc.use_runtime("onnx", tmp_path)
+    assert enc.runtime == "eager"
+    assert "runs on eager PyTorch" in caplog.text and "the trace lost it" in caplog.text
+    images = torch.rand(2, 3, 8, 8)
+    assert np.allclose(enc.encode_image_tensors(images), enc.encode_image_tensors(images))
+    caplog.clear()
+    again = Encoder("untraceable", enc.model, enc.tokenizer, enc.preprocess, dim=4)
+    monkeypatch.setattr(runtime, "_export", lambda *a: pytest.fail("exported the refused weights again"))
+    with caplog.at_level(logging.WARNING, logger="indexer.model.encoder"):
+        again.use_runtime("onnx", tmp_path)  # the same weights: refused at once, from the recorded reason
+    assert again.runtime == "eager" and "the trace lost it" in caplog.text
