@@ -33,6 +33,4 @@ class IndexState:
     @cached_property
     def printed(self) -> PrintedIndex:
         """The products' printed words (trigram indexes), built on the first query that matches them."""
-        from search.ranking.printed import PrintedIndex  # it ranks over this state: imported when first used
-
         return PrintedIndex.load(self.store, self.table)

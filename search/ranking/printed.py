@@ -1,5 +1,5 @@
 """Ranking by the words printed on products: a query photo's text (or a text query) against what was read on the
-product images, by character trigrams (indexer.reading.words), fused with the visual score.
+product images, by character trigrams (search.printed_index), fused with the visual score.
 
 Why trigrams, on both sides: the photo's words and the catalogue image's words are both OCR output, misread in
 different letters ("MELLANMUOLA" / "MELLANMJOLK"); a product's title and brand join its printed words for photo
@@ -7,48 +7,17 @@ queries because a shelf photo often shows the brand more clearly than the small 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from indexer.config import SearchSettings
-from indexer.reading.stored import printed_lines
-from indexer.reading.words import TrigramIndex
-from indexer.store import Store
-from search.products import ProductTable
 from search.ranking import Ranking
 from search.timing import StageTimer
 from search.vectors import similarities
 
 if TYPE_CHECKING:
     from search.state import IndexState
-
-
-@dataclass(frozen=True)
-class PrintedIndex:
-    """Per index version: each product's printed lines, and trigram indexes over (title, brand, printed words)
-    and over the printed words alone."""
-
-    keys: np.ndarray
-    lines: dict[int, list[str]]
-    with_titles: TrigramIndex
-    on_image: TrigramIndex
-
-    @classmethod
-    def load(cls, store: Store, table: ProductTable) -> "PrintedIndex":
-        with store.session() as session:
-            by_hash = printed_lines(session, (p.image_hash for p in table.products))
-        lines = {p.key: by_hash[p.image_hash] for p in table.products if p.image_hash in by_hash}
-        printed = [" ".join(lines.get(p.key, ())) for p in table.products]
-        titled = [" ".join(filter(None, (p.title, p.brand, text))) for p, text in zip(table.products, printed)]
-        return cls(table.keys, lines, TrigramIndex(titled), TrigramIndex(printed))
-
-    def match(self, text: str, *, titles: bool) -> dict[int, float]:
-        """Products whose words share trigrams with `text`: key → cosine (0, 1]."""
-        scores = (self.with_titles if titles else self.on_image).scores(text)
-        hits = np.flatnonzero(scores > 0)
-        return {int(self.keys[i]): float(scores[i]) for i in hits}
 
 
 def fuse_printed(visual: dict[int, float], match: dict[int, float], *, weight: float, min_match: float,
