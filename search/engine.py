@@ -26,7 +26,7 @@ from search.dedupe import collapse
 from search.filters import Filters
 from search.products import ProductTable
 from search.query import Hit, Query, SearchResult, split_negative
-from search.ranking import Ranking
+from search.query import Ranking
 from search.ranking.floors import text_floor
 from search.ranking.photo import rank_photo
 from search.ranking.similar import rank_similar

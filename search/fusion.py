@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from indexer.config import parse_hybrid
-from search.ranking import Ranking
+from search.query import Ranking
 
 
 def rrf(rankings: Sequence[Ranking], *, k: int = 60, weights: Sequence[float] | None = None) -> Ranking:

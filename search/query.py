@@ -9,6 +9,8 @@ from PIL import Image
 from search.filters import Filters
 from search.products import ProductCard
 
+Ranking = list[tuple[int, float]]  # (product key, score), best first: what every ranker returns
+
 # "red dress without logo", "red dress w/o logo": everything after the word is what to avoid.
 _WITHOUT = re.compile(r"(?:^|\s)(?:without|w/o)\s+(?P<neg>.+)$", re.IGNORECASE)
 # "red dress -logo": a leading minus marks one word to avoid.

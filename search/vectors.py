@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from indexer.store import Embedding
 from indexer.vectors import LoadedVersion
-from search.ranking import Ranking
+from search.query import Ranking
 from search.state import IndexState
 
 # Filters that leave at most this many products are searched exactly over their stored vectors (see exact_among).

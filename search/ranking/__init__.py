@@ -4,6 +4,3 @@
 `similar` the look-alikes of a product, and `floors` decides which scores are good enough to keep. None of them
 pages, counts facets or times itself: `search.engine.SearchEngine` routes a query to one of them and does that.
 """
-from __future__ import annotations
-
-Ranking = list[tuple[int, float]]  # (product key, score), best first

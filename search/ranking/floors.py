@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from indexer.config import SearchSettings
 from indexer.vectors import LoadedVersion
-from search.ranking import Ranking
+from search.query import Ranking
 
 
 def floor(ranking: Ranking, min_score: float, margin: float | None = None) -> Ranking:

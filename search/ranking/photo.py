@@ -9,7 +9,7 @@ from PIL import Image
 
 from indexer.config import SearchSettings
 from indexer.errors import BadInput
-from search.ranking import Ranking
+from search.query import Ranking
 from search.ranking.floors import floor, text_floor
 from search.ranking.printed import with_printed
 from search.ranking.text import avoided, text_vector

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from indexer.config import SearchSettings
-from search.ranking import Ranking
+from search.query import Ranking
 from search.timing import StageTimer
 from search.vectors import similarities
 

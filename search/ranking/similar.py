@@ -5,7 +5,7 @@ import numpy as np
 
 from indexer.config import SearchSettings
 from indexer.errors import NotFound
-from search.ranking import Ranking
+from search.query import Ranking
 from search.ranking.floors import floor
 from search.state import IndexState
 from search.timing import StageTimer

@@ -11,7 +11,7 @@ import numpy as np
 
 from indexer.config import SearchSettings
 from search.fusion import fuse
-from search.ranking import Ranking
+from search.query import Ranking
 from search.ranking.printed import with_printed
 from search.ranking.floors import floor, text_floor
 from search.state import IndexState
