@@ -12,8 +12,8 @@ import numpy as np
 from indexer.config import SearchSettings
 from search.fusion import fuse
 from search.query import Ranking
-from search.ranking.printed import with_printed
 from search.ranking.floors import floor, text_floor
+from search.ranking.printed import with_printed
 from search.state import IndexState
 from search.timing import StageTimer
 from search.vectors import vector_search
