@@ -5,16 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING
 
 from indexer.store import Store
 from indexer.vectors import LoadedVersion
-
+from search.printed_index import PrintedIndex
 from search.products import ProductTable
 from search.suggest import Suggester
-
-if TYPE_CHECKING:
-    from search.ranking.printed import PrintedIndex
 
 
 @dataclass
