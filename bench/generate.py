@@ -11,6 +11,7 @@ report (web/copywriter/quality.py) to <home>/generate_quality.json.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import statistics
@@ -18,27 +19,46 @@ import sys
 import time
 from pathlib import Path
 
+from sqlalchemy import func, select
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from indexer.catalog import CatalogRow, parse_mapping, read_catalog  # noqa: E402
 from indexer.config import load_settings  # noqa: E402
-from indexer.store import open_store  # noqa: E402
-from tests.copy_data import make_store, myntra_products  # noqa: E402
+from indexer.images import ImageResolver  # noqa: E402
+from indexer.ingest import add_facts  # noqa: E402
+from indexer.store import Product, open_store  # noqa: E402
 from web.copywriter.batch import done_in_run  # noqa: E402
-from web.copywriter.generate import _run  # noqa: E402
+from web.copywriter.generate import complete  # noqa: E402
 from web.copywriter.prompt import CopyOptions, description_messages, render  # noqa: E402
 from web.copywriter.quality import copy_quality  # noqa: E402
 from web.copywriter.service import CopyService  # noqa: E402
 
+MYNTRA = ROOT.parent / "shared" / "datasets" / "myntra_fashion"
+# The options README.md documents for the Myntra catalog.
+MYNTRA_MAP = ["image=image_hr,thumbs_60x80.zip#{thumb_60x80}", "title=title,{brand} {variant_name}",
+              "category=master_category>sub_category>article_type", "colour=base_colour",
+              "price=discounted_price_inr,price_inr"]
 log = logging.getLogger("bench.generate")
 
 
+def myntra_products(n: int, stride: int) -> list[CatalogRow]:
+    """Every `stride`-th Myntra product that has a description and a full-size photo, n of them."""
+    rows = (row for row in read_catalog(MYNTRA / "products.csv", parse_mapping(MYNTRA_MAP))
+            if isinstance(row, CatalogRow) and row.description and (row.image or "").startswith("images_hr/"))
+    return list(itertools.islice(rows, 0, n * stride, stride))
+
+
 def _service(home: Path, n: int, stride: int) -> CopyService:
+    """The copywriter on a store under `home` that holds the facts of `n` spread-out Myntra products (made once)."""
     settings = load_settings(home=home)
-    db = home / "shoplens.db"
-    if not db.exists():
-        make_store(db, myntra_products(n=n, stride=stride))
-    return CopyService(settings, store=open_store(settings.db_url))
+    store = open_store(settings.db_url, migrate=True)
+    with store.session() as s:
+        empty = s.scalar(select(func.count()).select_from(Product)) == 0
+    if empty:
+        add_facts(store, myntra_products(n, stride), ImageResolver([MYNTRA], max_bytes=settings.max_image_bytes))
+    return CopyService(settings, store=store)
 
 
 def speed(args: argparse.Namespace) -> None:
@@ -57,7 +77,7 @@ def speed(args: argparse.Namespace) -> None:
         ttft.append(first)
         prompt = render(writer.llm.tokenizer, description_messages(facts[i % len(facts)], options))
         start = time.perf_counter()
-        out = _run(writer.llm, [prompt], [set()], 80)[0]  # exactly 80 new tokens unless EOS comes first
+        out = complete(writer.llm, [prompt], [set()], 80)[0]  # exactly 80 new tokens unless EOS comes first
         n_tokens = len(writer.llm.tokenizer.encode(out, add_special_tokens=False))
         full.append((time.perf_counter() - start) * 80 / max(n_tokens, 1))
     start = time.perf_counter()
@@ -74,10 +94,6 @@ def quality(args: argparse.Namespace) -> None:
     home = Path(args.home)
     service = _service(home, args.n, args.stride)
     with service.store.session() as s:
-        from sqlalchemy import select
-
-        from indexer.store import Product
-
         ids = list(s.scalars(select(Product.id).order_by(Product.key)))[:args.n]
     options = CopyOptions(length="medium", retries=args.retries)
     done = done_in_run(service.store, ids, "bench")

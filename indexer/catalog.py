@@ -20,13 +20,13 @@ import json
 import math
 import re
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
 from indexer.errors import BadInput
+from indexer.product import FIELDS, ProductData
 
-FIELDS = ("id", "title", "description", "brand", "category", "colour", "gender", "price", "currency", "image")
 # Values that mean "no value" in real catalogs (Myntra writes "NA").
 EMPTY_VALUES = frozenset({"", "na", "n/a", "null", "none", "nan"})
 MAX_ID_CHARS = 128
@@ -37,22 +37,11 @@ _PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
 _PRICE = re.compile(r"^\d+(\.\d+)?$")
 
 
-@dataclass(frozen=True)
-class CatalogRow:
-    """One valid catalog row mapped to the engine's fields; `row_number` is 1-based, header excluded."""
+@dataclass(frozen=True, kw_only=True)
+class CatalogRow(ProductData):
+    """One valid catalog row mapped to the product's fields; `row_number` is 1-based, header excluded."""
 
     row_number: int
-    id: str
-    title: str
-    description: str | None = None
-    brand: str | None = None
-    category: str | None = None
-    colour: str | None = None
-    gender: str | None = None
-    price: float | None = None
-    currency: str | None = None
-    image: str | None = None
-    attributes: dict = field(default_factory=dict)
 
     def text(self) -> str:
         """What the text vector is built from: title, description, then the product's facts as `key: value`."""
@@ -308,11 +297,7 @@ def to_row(row_number: int, record: dict[str, object], mapping: dict[str, FieldS
         price = parse_price(values["price"])
     except ValueError as exc:
         return RowError(row_number, str(exc), product_id)
-    return CatalogRow(
-        row_number=row_number, id=product_id, title=values["title"], description=values["description"],
-        brand=values["brand"], category=values["category"], colour=values["colour"], gender=values["gender"],
-        price=price, currency=values["currency"], image=values["image"], attributes=_attributes(record, used),
-    )
+    return CatalogRow(row_number=row_number, **{**values, "price": price}, attributes=_attributes(record, used))
 
 
 def read_catalog(path: str | Path, mapping: dict[str, FieldSpec] | None = None) -> Iterator[CatalogRow | RowError]:

@@ -33,6 +33,7 @@ from indexer.catalog import CatalogRow, RowError, parse_mapping, read_catalog, s
 from indexer.config import Settings
 from indexer.errors import BadImage
 from indexer.images import ImageInfo, ImageResolver, decode_image
+from indexer.product import STORED_FIELDS
 from indexer.store import Embedding, IngestRun, Product, ProductImage, RowOutcome, Store, upsert, utcnow
 from indexer.vectors import fuse_vectors
 
@@ -230,9 +231,8 @@ class Indexer:
             session.add(product)
         meta_changed = product.meta_hash != meta_hash or product.image_hash != p.image_hash or is_new
         if meta_changed:
-            for attr in ("title", "description", "brand", "category", "colour", "gender", "price", "currency",
-                         "attributes"):
-                setattr(product, attr, getattr(row, attr))
+            for field_name in STORED_FIELDS:
+                setattr(product, field_name, getattr(row, field_name))
             product.image_ref, product.text_hash, product.image_hash = p.image_ref, text_hash, p.image_hash
             product.meta_hash, product.status, product.updated_at = meta_hash, "active", utcnow()
         if p.info is not None:
@@ -299,3 +299,15 @@ class Indexer:
             run.status, run.finished_at, run.counts = status, utcnow(), {**self.summary.counts(),
                                                                          "seconds": round(self.summary.seconds, 2),
                                                                          "version": self.summary.version}
+
+
+def add_facts(store: Store, rows: Sequence[CatalogRow], resolver: ImageResolver) -> None:
+    """New active products with the rows' facts and resolved image references only: no image facts, vectors or
+    index version. What the copywriter reads, for its benchmarks and tests that need no search index; a catalog
+    that is to be searched goes through `shoplens index`."""
+    with store.session() as s:
+        next_key = (s.scalar(select(func.max(Product.key))) or 0) + 1
+        for key, row in enumerate(rows, start=next_key):
+            image_ref = resolver.read(row.image)[1] if row.image else None
+            s.add(Product(id=row.id, key=key, image_ref=image_ref, status="active",
+                          **{name: getattr(row, name) for name in STORED_FIELDS}))

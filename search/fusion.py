@@ -8,11 +8,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from indexer.config import parse_hybrid
+from search.query import Ranking
 
-Ranking = Sequence[tuple[int, float]]  # (product key, score), best first
 
-
-def rrf(rankings: Sequence[Ranking], *, k: int = 60, weights: Sequence[float] | None = None) -> list[tuple[int, float]]:
+def rrf(rankings: Sequence[Ranking], *, k: int = 60, weights: Sequence[float] | None = None) -> Ranking:
     """Reciprocal-rank fusion: score(d) = sum_i w_i / (k + rank_i(d)), ranks from 1; best first."""
     if weights is None:
         weights = [1.0] * len(rankings)
@@ -36,7 +35,7 @@ def _normalise(ranking: Ranking) -> dict[int, float]:
     return {key: (s - lo) / (hi - lo) for key, s in ranking}
 
 
-def blend(vector: Ranking, lexical: Ranking, *, alpha: float = 0.5) -> list[tuple[int, float]]:
+def blend(vector: Ranking, lexical: Ranking, *, alpha: float = 0.5) -> Ranking:
     """alpha * normalised vector score + (1 - alpha) * normalised lexical score; missing counts as 0."""
     if not 0.0 <= alpha <= 1.0:
         raise ValueError("alpha must lie in [0, 1]")
@@ -46,7 +45,7 @@ def blend(vector: Ranking, lexical: Ranking, *, alpha: float = 0.5) -> list[tupl
     return sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
-def fuse(vector: Ranking, lexical: Ranking, spec: str) -> list[tuple[int, float]]:
+def fuse(vector: Ranking, lexical: Ranking, spec: str) -> Ranking:
     """Fuse a vector and a lexical ranking by the method `spec` names (see `parse_hybrid`)."""
     method, value, weight = parse_hybrid(spec)
     if method == "rrf":

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import cached_property
 
 import numpy as np
 from sqlalchemy import select
 
+from indexer.product import ProductSummary
 from indexer.store import Product, Store
 from search.filters import TEXT_FIELDS, Filters, category_matches
 
@@ -22,27 +23,14 @@ PRICE_EDGES = (0, 500, 1000, 2000, 3000, 5000, 10000)
 FACET_SIZE = 12
 
 
-@dataclass(frozen=True)
-class ProductFacts:
-    """What a result card shows and filters look at."""
+@dataclass(frozen=True, kw_only=True)
+class ProductCard(ProductSummary):
+    """What a result card shows and filters look at: the product's summary, its key (the FAISS id of its vectors)
+    and what near-duplicate folding and the card's image need."""
 
     key: int
-    id: str
-    title: str
-    brand: str | None
-    category: str | None
-    colour: str | None
-    gender: str | None
-    price: float | None
-    currency: str | None
-    image_hash: str | None
-    has_image: bool
-
-    @cached_property
-    def category_leaf(self) -> str | None:
-        if not self.category:
-            return None
-        return self.category.split(">")[-1].strip() or None
+    image_hash: str | None = None  # sha256 of the image bytes
+    has_image: bool = False
 
     @cached_property
     def title_key(self) -> str:
@@ -71,7 +59,7 @@ class _Codes:
 class ProductTable:
     """Facts of every active product, by key and by id, with filter masks and facet counts."""
 
-    def __init__(self, products: Sequence[ProductFacts]) -> None:
+    def __init__(self, products: Sequence[ProductCard]) -> None:
         self.products = list(products)
         self.by_key = {p.key: p for p in self.products}
         self.by_id = {p.id: p for p in self.products}
@@ -89,13 +77,11 @@ class ProductTable:
     @classmethod
     def load(cls, store: Store) -> "ProductTable":
         """Read the active products' facts from the store."""
-        columns = (Product.key, Product.id, Product.title, Product.brand, Product.category, Product.colour,
-                   Product.gender, Product.price, Product.currency, Product.image_hash, Product.image_ref)
+        names = [f.name for f in fields(ProductCard) if hasattr(Product, f.name)]  # all but has_image
+        columns = [getattr(Product, name) for name in names]
         with store.session() as session:
-            rows = session.execute(select(*columns).where(Product.status == "active")).all()
-        products = [ProductFacts(key=r.key, id=r.id, title=r.title, brand=r.brand, category=r.category,
-                                 colour=r.colour, gender=r.gender, price=r.price, currency=r.currency,
-                                 image_hash=r.image_hash, has_image=bool(r.image_ref)) for r in rows]
+            rows = session.execute(select(*columns, Product.image_ref).where(Product.status == "active")).all()
+        products = [ProductCard(**dict(zip(names, r)), has_image=bool(r.image_ref)) for r in rows]
         log.info("loaded facts of %d active products", len(products))
         return cls(products)
 

@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from PIL import Image
 
 from search.filters import Filters
-from search.products import ProductFacts
+from search.products import ProductCard
+
+Ranking = list[tuple[int, float]]  # (product key, score), best first: what every ranker returns
 
 # "red dress without logo", "red dress w/o logo": everything after the word is what to avoid.
 _WITHOUT = re.compile(r"(?:^|\s)(?:without|w/o)\s+(?P<neg>.+)$", re.IGNORECASE)
@@ -47,7 +49,7 @@ class Query:
 class Hit:
     """One result: the product's facts, its score, and the ids of near-duplicates folded into it."""
 
-    product: ProductFacts
+    product: ProductCard
     score: float
     duplicates: list[str] = field(default_factory=list)
 

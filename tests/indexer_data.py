@@ -1,14 +1,19 @@
-"""Shared test data for the indexer tests: real catalog subsets written to tmp_path, and the `db_url` fixture."""
+"""Shared test data: the real datasets' paths and the `--map` options README.md documents for them, real catalog
+subsets (as CSV rows, or as indexer rows in a store that has the products' facts only) and crafted files."""
 from __future__ import annotations
 
 import csv
-import os
 import struct
-import uuid
 import zlib
 from pathlib import Path
 
-import pytest
+from click.testing import CliRunner, Result
+
+from indexer.catalog import CatalogRow, parse_mapping, read_catalog
+from indexer.config import Settings
+from indexer.images import ImageResolver
+from indexer.ingest import add_facts
+from indexer.store import Store, open_store
 
 DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 MYNTRA = DATASETS / "myntra_fashion"
@@ -18,7 +23,7 @@ MYNTRA_MAP = ["image=image_hr,thumbs_60x80.zip#{thumb_60x80}", "title=title,{bra
               "category=master_category>sub_category>article_type", "colour=base_colour",
               "price=discounted_price_inr,price_inr"]
 GROCERY_MAP = ["id=product_id", "image=iconic_image_path", "category=top_category>coarse_class"]
-PG_URL = os.environ.get("SHOPLENS_TEST_PG_URL")
+N_MYNTRA = 300  # Myntra products in the real test index (conftest.real_home)
 
 
 def myntra_rows(n: int, *, with_hr: int | None = None) -> tuple[list[dict], list[str]]:
@@ -45,6 +50,49 @@ def myntra_rows(n: int, *, with_hr: int | None = None) -> tuple[list[dict], list
     return rows, fields
 
 
+def myntra_spread(n: int = N_MYNTRA) -> tuple[list[dict], list[str]]:
+    """n Myntra rows that have a full-size photo, taken at an even stride so every common type is present."""
+    with open(MYNTRA / "products.csv", newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        fields = list(reader.fieldnames or [])
+        with_photo = [row for row in reader if row["image_hr"]]
+    rows = with_photo[:: len(with_photo) // n][:n]
+    for row in rows:
+        row["image_hr"] = str(MYNTRA / row["image_hr"])
+    return rows, fields
+
+
+def myntra_products(ids: list[str] | None = None, n: int = 20, *, hr_only: bool = True,
+                    stride: int = 1) -> list[CatalogRow]:
+    """Myntra rows through the indexer's own catalog reader and the README's --map options; without `ids`,
+    every `stride`-th product that has a description (and a sharp image, with `hr_only`)."""
+    wanted = set(ids or [])
+    rows = []
+    seen = 0
+    for row in read_catalog(MYNTRA / "products.csv", parse_mapping(MYNTRA_MAP)):
+        if not isinstance(row, CatalogRow):
+            continue
+        if wanted and row.id not in wanted:
+            continue
+        if not wanted and (hr_only and not (row.image or "").startswith("images_hr/") or not row.description):
+            continue
+        seen += 1
+        if not wanted and (seen - 1) % stride:
+            continue
+        rows.append(row)
+        if (wanted and len(rows) == len(wanted)) or (not wanted and len(rows) == n):
+            break
+    return rows
+
+
+def facts_store(db_path: Path, rows: list[CatalogRow]) -> tuple[str, Store]:
+    """A migrated SQLite store holding the Myntra `rows` as active products with their facts only (no vectors)."""
+    url = f"sqlite:///{db_path}"
+    store = open_store(url, migrate=True)
+    add_facts(store, rows, ImageResolver([MYNTRA], max_bytes=Settings.max_image_bytes))
+    return url, store
+
+
 def grocery_photo_queries() -> list[dict]:
     """The grocery catalog's in-store photo queries: query_image_path (under GROCERY), relevant_product_id, ..."""
     with open(GROCERY / "photo_queries.csv", newline="", encoding="utf-8") as fh:
@@ -67,51 +115,21 @@ def write_csv(path: Path, rows: list[dict], fields: list[str]) -> Path:
     return path
 
 
+def shoplens(home: Path, *args: str, ok: bool = True) -> Result:
+    """`shoplens --home HOME ARGS...` in-process; with `ok`, it must succeed."""
+    from web.cli import cli
+
+    result = CliRunner().invoke(cli, ["--home", str(home), *args])
+    if ok:
+        assert result.exit_code == 0, f"{result.output}{result.exception!r}"
+    return result
+
+
+def index_catalog(home: Path, catalog: Path, mapping: list[str], *extra: str) -> None:
+    """`shoplens index CATALOG --map ...` into `home`, which must succeed."""
+    shoplens(home, "index", str(catalog), "--no-progress", *extra, *[a for m in mapping for a in ("--map", m)])
+
+
 def myntra_map_args() -> list[str]:
     """CLI arguments for a Myntra subset CSV outside the dataset folder."""
     return ["--images-root", str(MYNTRA), *[a for m in MYNTRA_MAP for a in ("--map", m)]]
-
-
-def _postgres_database() -> str:
-    """A fresh database on the test server, so each test starts empty."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    name = f"shoplens_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-
-
-def _drop_postgres_database(url: str) -> None:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
-    admin.dispose()
-
-
-_BACKENDS = [pytest.param("sqlite", id="sqlite"),
-             pytest.param("postgres", id="postgres", marks=[
-                 pytest.mark.postgres,
-                 pytest.mark.skipif(not PG_URL, reason="set SHOPLENS_TEST_PG_URL (scripts/start-postgres.sh)")])]
-
-
-@pytest.fixture(params=_BACKENDS)
-def db_url(request, tmp_path) -> str:
-    """A database URL for an empty database: SQLite always, PostgreSQL when SHOPLENS_TEST_PG_URL is set."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'shoplens.db'}"
-        return
-    url = _postgres_database()
-    try:
-        yield url
-    finally:
-        from indexer.store import make_engine
-
-        make_engine(url).dispose()
-        _drop_postgres_database(url)

@@ -2,26 +2,10 @@
 from __future__ import annotations
 
 import io
-import json
 import struct
 import zlib
 
-import pytest
-
 from indexer_data import GROCERY, MYNTRA, grocery_photo_queries
-from search_index import real_home
-
-
-@pytest.fixture(scope="module")
-def app():
-    from web.app import create_app
-
-    return create_app({"home": real_home(), "rate_limit_per_minute": 0})
-
-
-@pytest.fixture
-def client(app):
-    return app.test_client()
 
 
 def first_photo_query() -> tuple[bytes, str]:
@@ -207,18 +191,18 @@ def test_uploads_are_checked_before_decoding(client, app):
     assert_error(upload(client, b"\xff\xd8\xff" + b"\x00" * big), 413, "request_too_large")
 
 
-def test_upload_over_image_cap_under_body_cap_is_413(tmp_path):
+def test_upload_over_image_cap_under_body_cap_is_413(real_home):
     from web.app import create_app
 
-    app = create_app({"home": real_home(), "max_image_bytes": 1000, "rate_limit_per_minute": 0})
+    app = create_app({"home": real_home, "max_image_bytes": 1000, "rate_limit_per_minute": 0})
     photo = next((MYNTRA / "images_hr").glob("*.jpg")).read_bytes()
     assert_error(upload(app.test_client(), photo), 413, "bad_image")
 
 
-def test_rate_limit_answers_429_with_retry_after():
+def test_rate_limit_answers_429_with_retry_after(real_home):
     from web.app import create_app
 
-    client = create_app({"home": real_home(), "rate_limit_per_minute": 4}).test_client()
+    client = create_app({"home": real_home, "rate_limit_per_minute": 4}).test_client()
     statuses = [client.get("/api/v1/search?q=a&k=ten").status_code for _ in range(3)]
     assert statuses[0] == 400 and statuses[-1] == 429
     r = client.get("/api/v1/search?q=watch")
@@ -227,19 +211,19 @@ def test_rate_limit_answers_429_with_retry_after():
     assert client.get("/healthz").status_code == 200  # probes are never throttled
 
 
-def test_cors_is_off_unless_configured(client):
+def test_cors_is_off_unless_configured(client, real_home):
     from web.app import create_app
 
     r = client.get("/api/v1/status", headers={"Origin": "https://evil.example"})
     assert "Access-Control-Allow-Origin" not in r.headers
-    configured = create_app({"home": real_home(), "cors_origins": ("https://shop.example",)}).test_client()
+    configured = create_app({"home": real_home, "cors_origins": ("https://shop.example",)}).test_client()
     ok = configured.get("/api/v1/status", headers={"Origin": "https://shop.example"})
     assert ok.headers["Access-Control-Allow-Origin"] == "https://shop.example"
     other = configured.get("/api/v1/status", headers={"Origin": "https://evil.example"})
     assert "Access-Control-Allow-Origin" not in other.headers
 
 
-def test_api_key_guards_writing_endpoints():
+def test_api_key_guards_writing_endpoints(real_home):
     from flask import Blueprint, jsonify
 
     from web.app import create_app
@@ -252,12 +236,12 @@ def test_api_key_guards_writing_endpoints():
     def probe():
         return jsonify({"written": True})
 
-    keyless = create_app({"home": real_home()})
+    keyless = create_app({"home": real_home})
     keyless.register_blueprint(bp)
     assert_error(keyless.test_client().post("/api/v1/probe"), 401, "unauthorized")
     assert_error(keyless.test_client().post("/api/v1/probe", headers={"Authorization": "Bearer x"}), 403,
                  "writes_disabled")
-    keyed = create_app({"home": real_home(), "api_key": "s3cret"})
+    keyed = create_app({"home": real_home, "api_key": "s3cret"})
     keyed.register_blueprint(bp)
     c = keyed.test_client()
     assert_error(c.post("/api/v1/probe"), 401, "unauthorized")
@@ -289,13 +273,16 @@ def test_suggestions(client):
     assert_error(client.get("/api/v1/suggest"), 400)
 
 
-def test_healthz_is_503_without_an_index(tmp_path):
+def test_healthz_is_503_without_an_index_but_the_spec_is_served(tmp_path, client):
     from indexer.store import upgrade
     from indexer.config import default_db_url
     from web.app import create_app
 
     upgrade(default_db_url(tmp_path))
-    client = create_app({"home": tmp_path}).test_client()
-    assert_error(client.get("/healthz"), 503, "no_index")
-    assert_error(client.get("/api/v1/search?q=shoes"), 503, "no_index")
-    json.dumps(client.get("/api/v1/openapi.json").get_json())
+    indexless = create_app({"home": tmp_path}).test_client()
+    assert_error(indexless.get("/healthz"), 503, "no_index")
+    assert_error(indexless.get("/api/v1/search?q=shoes"), 503, "no_index")
+    spec = indexless.get("/api/v1/openapi.json")
+    assert spec.status_code == 200 and spec.mimetype == "application/json"
+    # The same spec as with an index: test_api_fuzz reads it from an index-less app and fuzzes the indexed one.
+    assert spec.get_json() == client.get("/api/v1/openapi.json").get_json()

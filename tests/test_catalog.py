@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 
 import pytest
 
 from indexer.catalog import CatalogRow, RowError, parse_mapping, read_catalog
 from indexer.errors import BadInput
+from indexer.product import FIELDS, ProductData, ProductSummary
 from indexer.images import ImageResolver, decode_image
 from indexer_data import GROCERY, GROCERY_MAP, MYNTRA, MYNTRA_MAP, myntra_rows, write_csv
 
@@ -119,3 +121,29 @@ def test_hashes_separate_text_changes_from_metadata_changes():
     renamed = CatalogRow(**{**row.__dict__, "title": "Golden apple"})
     assert cheaper.text_hash() == row.text_hash() and cheaper.meta_hash() != row.meta_hash()
     assert renamed.text_hash() != row.text_hash()
+
+
+def test_hashes_of_an_unchanged_row_stay_what_earlier_runs_stored():
+    # Stored with every product: a different hash for the same row would re-encode (text) or rewrite (meta) every
+    # product of an existing index on its next run.
+    rows, _ = _split(read_catalog(GROCERY / "products.csv", parse_mapping(GROCERY_MAP)))
+    assert rows[0].text_hash() == "28de469772fbe9ce51c70a7015a354f72a83d3ec8e3aeaa8f33b22a5ad020f77"
+    assert rows[0].meta_hash() == "3d5e07298ee7664e895e0d52cd08e1a3cbaaef4c14160765a1fbc6af0f7a92a8"
+
+
+def test_every_field_a_catalog_maps_reaches_the_card_and_the_copy_facts(tmp_path):
+    from search.products import ProductCard
+    from web.copywriter.facts import CopyFacts
+
+    record = {name: f"the {name}" for name in FIELDS} | {"price": "12.5", "Fabric": "Silk"}
+    path = tmp_path / "c.jsonl"
+    path.write_text(json.dumps(record) + "\n", encoding="utf-8")
+    [row], _ = _split(read_catalog(path))
+    assert {name: getattr(row, name) for name in FIELDS} == {name: record[name] for name in FIELDS} | {"price": 12.5}
+    assert row.attributes == {"Fabric": "Silk"}
+    card = ProductCard.from_record(row, key=7)
+    copy = CopyFacts.from_record(row)
+    assert {f.name: getattr(card, f.name) for f in fields(ProductSummary)} == \
+           {f.name: getattr(row, f.name) for f in fields(ProductSummary)}
+    assert {f.name: getattr(copy, f.name) for f in fields(ProductData)} == \
+           {f.name: getattr(row, f.name) for f in fields(ProductData)}

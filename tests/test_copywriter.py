@@ -12,6 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -19,8 +20,8 @@ from click.testing import CliRunner
 
 from indexer.config import load_settings
 from indexer.store import CopyVersion, Product
-from tests.copy_data import make_store, myntra_products, write_ids
-from web.copywriter.facts import ProductFacts, VisualReader, facts_from_product
+from indexer_data import facts_store, myntra_products
+from web.copywriter.facts import CopyFacts, VisualReader, facts_from_product
 from web.copywriter.grounding import FactIndex, extract_claims, remove_unsupported, unsupported
 from web.copywriter.llm import load_llm
 from web.copywriter.prompt import CopyOptions
@@ -53,7 +54,7 @@ def rows():
 
 @pytest.fixture()
 def home(tmp_path, rows):
-    url, store = make_store(tmp_path / "shoplens.db", rows)
+    url, store = facts_store(tmp_path / "shoplens.db", rows)
     return tmp_path, url, store
 
 
@@ -62,7 +63,7 @@ def llm():
     return load_llm(cache_dir=CACHE)
 
 
-def _facts(store, pid: str) -> ProductFacts:
+def _facts(store, pid: str) -> CopyFacts:
     with store.session() as s:
         return facts_from_product(s.get(Product, pid))
 
@@ -118,6 +119,20 @@ def test_visual_attributes_only_fill_gaps_above_threshold(home):
     assert all(0.0 <= v.confidence <= 1.0 for v in visual)
     strict = VisualReader(reader.encoder, threshold=1.01).read(facts, reader.image_vector(ref))
     assert strict == []
+
+
+def test_service_facts_carry_the_image_and_what_the_encoder_read_in_it(home):
+    path, url, store = home
+    with store.session() as s:
+        s.get(Product, TSHIRT).colour = None  # a gap the image can fill
+        ref = s.get(Product, TSHIRT).image_ref
+    service = CopyService(load_settings(home=path, db_url=url), store=store, visual_threshold=0.0)
+    [facts] = service.facts([TSHIRT])
+    plain = _facts(store, TSHIRT)
+    assert facts.image == plain.image == ref
+    assert [v.name for v in facts.visual] == ["colour"]
+    assert facts.visual == service.reader.read(plain, service.reader.image_vector(ref))
+    assert replace(facts, visual=[]) == plain  # the image only adds: the database facts stay as stored
 
 
 # --- generation with the real model -----------------------------------------------------------------------------
@@ -230,7 +245,8 @@ def test_api_check_and_bad_bodies(client):
 def test_batch_resumes_after_sigkill_and_skips_approved(home, rows):
     path, url, store = home
     ids = [r.id for r in rows[:6]]
-    ids_file = write_ids(path / "ids.txt", ids)
+    ids_file = path / "ids.txt"
+    ids_file.write_text("\n".join(ids) + "\n", encoding="utf-8")
     with store.session() as s:  # one product already has approved copy: the batch must leave it alone
         s.add(CopyVersion(product_id=ids[0], version=1, text="Approved by a person.", model="human", prompt="",
                           status="approved"))
@@ -264,12 +280,11 @@ def test_approved_copy_reaches_the_lexical_index(tmp_path):
     from indexer.lexical import LexicalIndex
     from indexer.store import open_store
     from indexer.vectors import current_version
-    from tests.indexer_data import MYNTRA_MAP, myntra_rows, write_csv
-    from tests.search_index import _index
+    from indexer_data import MYNTRA_MAP, index_catalog, myntra_rows, write_csv
     from web.cli import cli
 
     rows, fields = myntra_rows(12, with_hr=12)
-    _index(tmp_path, write_csv(tmp_path / "c.csv", rows, fields), MYNTRA_MAP)
+    index_catalog(tmp_path, write_csv(tmp_path / "c.csv", rows, fields), MYNTRA_MAP)
     before = current_version(tmp_path / "index")
     settings = load_settings(home=tmp_path)
     store = open_store(settings.db_url)

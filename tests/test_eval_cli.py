@@ -10,9 +10,8 @@ from functools import cache
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from indexer_data import GROCERY, GROCERY_MAP
+from indexer_data import GROCERY, GROCERY_MAP, shoplens
 from indexer.store import open_store
 from search.evaluation import heldout, reports
 from search.evaluation.metrics import mean_scores, per_query_scores
@@ -21,15 +20,6 @@ from search.evaluation.trec import read_qrels, read_run
 pytestmark = pytest.mark.slow
 
 INTERFACE_METRICS = {"recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10"}
-
-
-def shoplens(home: Path, *args: str, ok: bool = True):
-    from web.cli import cli
-
-    result = CliRunner().invoke(cli, ["--home", str(home), *args])
-    if ok:
-        assert result.exit_code == 0, result.output
-    return result
 
 
 def _maps() -> list[str]:

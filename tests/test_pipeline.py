@@ -20,8 +20,7 @@ from indexer.config import load_settings
 from indexer.pipeline import IndexOptions, run_index
 from indexer.store import CopyVersion, Embedding, IngestRun, Product, RowOutcome, open_store
 from indexer.vectors import IndexReader
-from indexer_data import (GROCERY, GROCERY_MAP, MYNTRA, db_url, myntra_map_args, myntra_rows,  # noqa: F401
-                          png_header_only, write_csv)
+from indexer_data import GROCERY, GROCERY_MAP, MYNTRA, myntra_map_args, myntra_rows, png_header_only, write_csv
 from web.cli import cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -149,7 +148,7 @@ def test_bad_rows_are_rejected_with_reasons_and_exit_3(tmp_path):
     assert status["products"] == 7 and status["index"]["vectors"] == 7
 
 
-def test_grocery_catalog_indexes_into_the_database(db_url, tmp_path):  # noqa: F811
+def test_grocery_catalog_indexes_into_the_database(db_url, tmp_path):
     settings = load_settings(home=tmp_path / "home", db_url=db_url)
     options = IndexOptions(catalog=GROCERY / "products.csv", mapping=GROCERY_MAP, progress=False)
     summary = run_index(settings, options)

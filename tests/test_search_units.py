@@ -1,24 +1,29 @@
 """Pure building blocks of search and the API: fusion, filters, negative queries, collapse, rate limit, params."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 from indexer.config import load_settings
 from indexer.errors import BadInput, ConfigError
 from indexer.config import UNCALIBRATED_FLOORS, SearchSettings, parse_hybrid
+from indexer.vectors import IndexPlan, LoadedVersion, build_index, write_index
 from search.dedupe import collapse
 from search.filters import Filters, category_matches
 from search.fusion import blend, fuse, rrf
-from search.products import ProductFacts, ProductTable
+from search.products import ProductCard, ProductTable
 from search.query import Hit, split_negative
+from search.ranking.floors import floor, text_floor
+from search.vectors import exact_among, vector_search
 from web.openapi import Param
 from web.ratelimit import TokenBuckets
 
 
 def facts(key: int, title: str = "t", *, brand=None, category=None, colour=None, gender=None, price=None,
-          image_hash=None) -> ProductFacts:
-    return ProductFacts(key=key, id=str(key), title=title, brand=brand, category=category, colour=colour,
+          image_hash=None) -> ProductCard:
+    return ProductCard(key=key, id=str(key), title=title, brand=brand, category=category, colour=colour,
                         gender=gender, price=price, currency="INR", image_hash=image_hash, has_image=True)
 
 
@@ -163,26 +168,84 @@ def app_context(tmp_path):
         yield app
 
 
-def test_a_narrow_filter_on_a_graph_index_is_searched_exactly():
+def test_floor_keeps_hits_above_the_floor_and_within_the_margin_of_the_best():
+    ranking = [(1, 0.80), (2, 0.65), (3, 0.55), (4, 0.40)]
+    assert floor(ranking, 0.5) == ranking[:3]
+    assert floor(ranking, 0.5, margin=0.2) == ranking[:2]  # 0.55 is more than 0.2 below the best hit
+    assert floor(ranking, 0.9, margin=0.2) == []  # the absolute floor holds whatever the best hit scores
+    assert floor([(5, 0.3), (6, 0.29)], 0.1, margin=0.05) == [(5, 0.3), (6, 0.29)]  # a flat ranking stays
+    assert floor([], 0.5, margin=0.1) == []
+
+
+def test_text_floor_reads_the_floors_the_index_version_measured(tmp_path):
+    version = _version(tmp_path / "v1", IndexPlan("flat"), _unit_vectors(10, 8), np.arange(10, dtype=np.int64))
+    assert text_floor(SearchSettings(), version, "text") == 0.33
+    assert text_floor(SearchSettings(), version, "fused") == UNCALIBRATED_FLOORS["fused"]
+    assert text_floor(SearchSettings(min_text_score=0.5), version, "text") == 0.5
+
+
+def _version(folder, plan: IndexPlan, vectors: np.ndarray, keys: np.ndarray) -> LoadedVersion:
+    """A published-looking index version with one kind ("image") of `vectors`, built as `plan` says."""
+    folder.mkdir()
+    write_index(build_index(vectors, keys, plan), folder / "image.faiss")
+    manifest = {"name": folder.name, "model": "m", "score_floors": {"text": 0.33},
+                "kinds": {"image": {"file": "image.faiss", "type": plan.type, "params": plan.params}}}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    return LoadedVersion(folder)
+
+
+def _unit_vectors(n: int, dim: int) -> np.ndarray:
     import faiss
 
-    from search.engine import _exact_among
-
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((5_000, 32)).astype(np.float32)
+    x = np.random.default_rng(0).standard_normal((n, dim)).astype(np.float32)
     faiss.normalize_L2(x)
+    return x
+
+
+def test_a_narrow_filter_on_a_graph_index_is_searched_exactly(tmp_path):
+    x = _unit_vectors(5_000, 32)
     keys = np.arange(len(x), dtype=np.int64) * 3 + 1
-    graph = faiss.IndexIDMap2(faiss.IndexHNSWFlat(32, 8, faiss.METRIC_INNER_PRODUCT))
-    graph.add_with_ids(x, keys)
+    graph = _version(tmp_path / "v1", IndexPlan("hnsw", {"M": 8, "efConstruction": 40, "efSearch": 16}), x, keys)
+    flat = _version(tmp_path / "v2", IndexPlan("flat"), x, keys)
     allowed = keys[::250]  # 20 products pass the filter
     query = x[7]
-    found = _exact_among(graph, query, allowed, 10)
-    expected = sorted(((int(k), float(x[(k - 1) // 3] @ query)) for k in allowed), key=lambda kv: -kv[1])[:10]
+    exact = sorted(((int(k), float(v @ query)) for k, v in zip(keys, x)), key=lambda kv: -kv[1])
+    expected = [(k, s) for k, s in exact if k in set(allowed.tolist())][:10]
+    found = exact_among(graph.index("image"), query, allowed, 10)
     assert [k for k, _ in found] == [k for k, _ in expected]
     np.testing.assert_allclose([s for _, s in found], [s for _, s in expected], rtol=1e-5)
-    # An index that keeps no reconstructable vectors leaves the search to the caller's filtered index search.
-    quantizer = faiss.IndexFlatIP(32)
-    ivf = faiss.IndexIDMap2(faiss.IndexIVFFlat(quantizer, 32, 4, faiss.METRIC_INNER_PRODUCT))
-    ivf.train(x)
-    ivf.add_with_ids(x, keys)
-    assert _exact_among(ivf, query, allowed, 10) is None
+    # The graph's exact path and the flat index's filtered FAISS search (an id selector) give the same ranking.
+    by_graph = vector_search(graph, "image", query, allowed, 10)
+    by_flat = vector_search(flat, "image", query, allowed, 10)
+    assert [k for k, _ in by_graph] == [k for k, _ in by_flat] == [k for k, _ in expected]
+    np.testing.assert_allclose([s for _, s in by_graph], [s for _, s in by_flat], rtol=1e-5)
+    assert vector_search(flat, "image", query, allowed[:0], 10) == []  # a filter nothing passes
+    assert [k for k, _ in vector_search(flat, "image", query, None, 3)] == [k for k, _ in exact[:3]]  # no filter
+
+
+def test_stored_vectors_come_from_the_database_when_the_index_keeps_only_codes(tmp_path):
+    from indexer.store import Embedding, Product, open_store
+    from search.state import IndexState
+    from search.vectors import similarities, stored_vectors
+
+    x = _unit_vectors(640, 16)  # 16 PQ centroids want 39 points each
+    keys = np.arange(1, len(x) + 1, dtype=np.int64)
+    plan = IndexPlan("ivfpq", {"nlist": 2, "pq_m": 4, "nbits": 4, "nprobe": 2})
+    version = _version(tmp_path / "v1", plan, x, keys)
+    assert exact_among(version.index("image"), x[0], keys[:5], 3) is None  # codes only: nothing to reconstruct
+    store = open_store(f"sqlite:///{tmp_path / 'shoplens.db'}", migrate=True)
+    with store.session() as s:
+        for key in keys[:5]:
+            s.add(Product(id=str(key), key=int(key), title="t"))
+        s.flush()
+        for key in keys[:5]:
+            s.add(Embedding(product_id=str(key), model="m", kind="image", source_hash="h",
+                            vector=x[key - 1].tobytes()))
+            s.add(Embedding(product_id=str(key), model="older", kind="image", source_hash="h",
+                            vector=np.zeros(16, np.float32).tobytes()))
+    state = IndexState(version, ProductTable([facts(int(k)) for k in keys[:5]]), store)
+    found = stored_vectors(state, "image", [1, 3, 99])  # 99: no such product
+    assert sorted(found) == [1, 3]
+    np.testing.assert_array_equal(found[3], x[2])  # this version's model's vector, not the older one
+    assert similarities(state, "image", x[0], [1, 2]) == pytest.approx({1: 1.0, 2: float(x[1] @ x[0])}, rel=1e-5)
+    assert stored_vectors(state, "text", [1]) == {}  # a kind this version does not hold

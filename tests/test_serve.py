@@ -10,8 +10,6 @@ from pathlib import Path
 import pytest
 import requests
 
-from search_index import real_home
-
 pytestmark = pytest.mark.slow
 SHOPLENS = Path(sys.executable).with_name("shoplens")
 
@@ -22,10 +20,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_serve_runs_workers_that_report_the_index_version():
-    home = real_home()
+def test_serve_runs_workers_that_report_the_index_version(real_home):
     port = free_port()
-    proc = subprocess.Popen([str(SHOPLENS), "--home", str(home), "serve", "--port", str(port), "--workers", "2"],
+    proc = subprocess.Popen([str(SHOPLENS), "--home", str(real_home), "serve", "--port", str(port), "--workers", "2"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -40,7 +37,7 @@ def test_serve_runs_workers_that_report_the_index_version():
                 pass
             time.sleep(1)
         assert health is not None and health.status_code == 200, "server never became ready"
-        version = (home / "index" / "CURRENT").read_text().strip()
+        version = (real_home / "index" / "CURRENT").read_text().strip()
         assert health.json() == {"status": "ok", "index_version": version}
         for _ in range(6):  # several requests, so both workers answer some
             assert requests.get(url + "/api/v1/search", params={"q": "watch"}, timeout=60).status_code == 200

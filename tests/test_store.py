@@ -10,13 +10,12 @@ from sqlalchemy.exc import IntegrityError
 from indexer.errors import ConfigError
 from indexer.publish import record_version
 from indexer.store import Embedding, IndexVersion, Product, make_engine, open_store, upgrade
-from indexer_data import db_url  # noqa: F401
 
 TABLES = {"products", "product_images", "embeddings", "ingest_runs", "row_outcomes", "index_versions",
           "copy_versions", "eval_runs"}
 
 
-def test_unmigrated_database_is_refused_then_upgrade_creates_everything(db_url):  # noqa: F811
+def test_unmigrated_database_is_refused_then_upgrade_creates_everything(db_url):
     with pytest.raises(ConfigError, match="revision none"):
         open_store(db_url)
     upgrade(db_url)
@@ -26,7 +25,7 @@ def test_unmigrated_database_is_refused_then_upgrade_creates_everything(db_url):
     open_store(db_url).engine.dispose()
 
 
-def test_products_and_vectors_round_trip(db_url):  # noqa: F811
+def test_products_and_vectors_round_trip(db_url):
     store = open_store(db_url, migrate=True)
     vec = np.linspace(-1, 1, 384, dtype=np.float32)
     with store.session() as s:
@@ -50,7 +49,7 @@ def _manifest(name: str) -> dict:
     return {"name": name, "model": "m", "dim": 8, "count": 3, "kinds": kinds, "plan": "test", "seconds": 0.1}
 
 
-def test_index_versions_are_recorded_once_and_only_one_is_published(db_url):  # noqa: F811
+def test_index_versions_are_recorded_once_and_only_one_is_published(db_url):
     store = open_store(db_url, migrate=True)
     for name in ("v000001", "v000001", "v000002"):
         with store.session() as s:

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from indexer_data import GROCERY, grocery_photo_queries
-from search_index import real_home
 
 pytestmark = pytest.mark.browser
 
@@ -21,12 +20,9 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 
 
 @pytest.fixture(scope="module")
-def base_url():
+def base_url(app):
     from werkzeug.serving import make_server
 
-    from web.app import create_app
-
-    app = create_app({"home": real_home(), "rate_limit_per_minute": 0})
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

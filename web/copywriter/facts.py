@@ -1,4 +1,4 @@
-"""A product's facts: what the copy may say, from the database plus what our encoder sees in the image.
+"""A product's copy facts: what the copy may say, from the database plus what our encoder sees in the image.
 
 Database facts always win. A visual attribute (read zero-shot: the image vector against text prompts such as
 "a photo of a striped tshirt") is used only when its confidence clears a threshold and the database says
@@ -7,14 +7,14 @@ nothing about that attribute, so the image can add "striped" but can never contr
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 import numpy as np
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from indexer.errors import BadImage, NotFound, ShopLensError
+from indexer.product import ProductData
 from indexer.store import Product
 
 log = logging.getLogger(__name__)
@@ -53,26 +53,16 @@ class VisualAttribute:
     confidence: float
 
 
-@dataclass
-class ProductFacts:
-    """Everything the copywriter knows about one product."""
+@dataclass(frozen=True)
+class CopyFacts(ProductData):
+    """Everything the copywriter knows about one product: its catalog data and what was read in its image."""
 
-    product_id: str
-    title: str
-    brand: str | None = None
-    category: str | None = None
-    colour: str | None = None
-    gender: str | None = None
-    price: float | None = None
-    currency: str | None = None
-    description: str | None = None
-    attributes: dict[str, str] = field(default_factory=dict)
     visual: list[VisualAttribute] = field(default_factory=list)
 
     @property
     def article_type(self) -> str:
         """The most specific category level ("Tshirts"), else the title."""
-        return (self.category or "").split(">")[-1].strip() or self.title
+        return self.category_leaf or self.title
 
     def prompt_facts(self) -> list[tuple[str, str]]:
         """(label, value) pairs for the prompt: short, shopper-relevant facts only."""
@@ -94,29 +84,22 @@ class ProductFacts:
         return "\n".join(parts)
 
     def to_json(self) -> dict:
-        return {"product_id": self.product_id, "facts": dict(self.prompt_facts()),
+        return {"product_id": self.id, "facts": dict(self.prompt_facts()),
                 "visual": [v.__dict__ for v in self.visual]}
 
 
-def facts_from_product(product: Product) -> ProductFacts:
+def facts_from_product(product: Product) -> CopyFacts:
     """The database facts of one product (no image reading)."""
     attributes = {str(k): str(v) for k, v in (product.attributes or {}).items() if v not in (None, "")}
-    return ProductFacts(product_id=product.id, title=product.title, brand=product.brand, category=product.category,
-                        colour=product.colour, gender=product.gender, price=product.price,
-                        currency=product.currency, description=product.description, attributes=attributes)
+    return CopyFacts.from_record(product, image=product.image_ref, attributes=attributes)
 
 
-def load_facts(session: Session, product_id: str) -> ProductFacts:
+def load_facts(session: Session, product_id: str) -> CopyFacts:
     """The facts of an active product; NotFound for an unknown or deleted id."""
     product = session.get(Product, product_id)
     if product is None or product.status != "active":
         raise NotFound(f"product {product_id!r} not found", hint="Check the id with `shoplens search`.")
     return facts_from_product(product)
-
-
-def image_refs(session: Session, product_ids: list[str]) -> dict[str, str]:
-    rows = session.execute(select(Product.id, Product.image_ref).where(Product.id.in_(product_ids)))
-    return {pid: ref for pid, ref in rows if ref}
 
 
 class VisualReader:
@@ -149,7 +132,7 @@ class VisualReader:
             return None
         return self.encoder.encode_images([image])[0]
 
-    def read(self, facts: ProductFacts, image_vector: np.ndarray) -> list[VisualAttribute]:
+    def read(self, facts: CopyFacts, image_vector: np.ndarray) -> list[VisualAttribute]:
         """Visual attributes above the threshold for groups the database leaves open."""
         noun = facts.article_type.lower().rstrip("s") or "product"
         known = {k for k, v in facts.attributes.items() if v} | ({"colour"} if facts.colour else set())
@@ -166,12 +149,10 @@ class VisualReader:
                 found.append(VisualAttribute(group, values[best], round(float(probs[best]), 3)))
         return found
 
-    def enrich(self, facts: ProductFacts, image_ref: str | None) -> ProductFacts:
-        """`facts` with its visual attributes filled in (unchanged when there is no readable image)."""
-        vector = self.image_vector(image_ref) if image_ref else None
-        if vector is not None:
-            facts.visual = self.read(facts, vector)
-        return facts
+    def enrich(self, facts: CopyFacts) -> CopyFacts:
+        """`facts` with the visual attributes read from its image (unchanged when there is no readable image)."""
+        vector = self.image_vector(facts.image) if facts.image else None
+        return facts if vector is None else replace(facts, visual=self.read(facts, vector))
 
 
 def visual_reader(settings, *, threshold: float = DEFAULT_VISUAL_THRESHOLD) -> VisualReader | None:

@@ -18,7 +18,7 @@ from typing import Iterator
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList, TextIteratorStreamer
 
-from web.copywriter.facts import ProductFacts
+from web.copywriter.facts import CopyFacts
 from web.copywriter.grounding import (Claim, FactIndex, _lexicon, extract_claims, remove_unsupported,
                                       sentences)
 from web.copywriter.llm import LLM
@@ -126,8 +126,8 @@ def _claim_tokens(llm: LLM, claims: list[Claim]) -> set[int]:
     return ids
 
 
-def _run(llm: LLM, prompts: list[str], bans: list[set[int]], max_new_tokens: int, *, temperature: float = 0.0,
-         seed: int = 0, streamer: TextIteratorStreamer | None = None) -> list[str]:
+def complete(llm: LLM, prompts: list[str], bans: list[set[int]], max_new_tokens: int, *, temperature: float = 0.0,
+             seed: int = 0, streamer: TextIteratorStreamer | None = None) -> list[str]:
     """One batched generation; rows are left-padded and decoded without the prompt."""
     tok = llm.tokenizer
     enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
@@ -196,7 +196,7 @@ def _attempt(raw: str, index: FactIndex) -> _Attempt:
     return _Attempt(text, cleaned, claims)
 
 
-def seo_title(facts: ProductFacts, limit: int = 60) -> str:
+def seo_title(facts: CopyFacts, limit: int = 60) -> str:
     """A short page title from the facts. Built, not generated: in trials the 135M model's titles were
     nonsense ("Premade Luxe: UniteShoppens"), and a title has no room for a sentence to be removed."""
     title = facts.title if not facts.brand or facts.brand.lower() in facts.title.lower() \
@@ -213,19 +213,19 @@ class Copywriter:
         self.llm = llm
         self.known_brands = known_brands
 
-    def index(self, facts: ProductFacts) -> FactIndex:
+    def index(self, facts: CopyFacts) -> FactIndex:
         return FactIndex(facts, self.known_brands)
 
     def _prompt(self, messages: list[dict]) -> str:
         return render(self.llm.tokenizer, messages)
 
-    def write(self, facts_list: list[ProductFacts], options: CopyOptions) -> list[CopyDraft]:
+    def write(self, facts_list: list[CopyFacts], options: CopyOptions) -> list[CopyDraft]:
         """Checked copy for a batch of products (one batched generation per step)."""
         indexes = [self.index(f) for f in facts_list]
         bans = [banned_tokens(self.llm, ix) for ix in indexes]
         prompts = [self._prompt(description_messages(f, options)) for f in facts_list]
-        raws = _run(self.llm, prompts, bans, options.max_new_tokens, temperature=options.temperature,
-                    seed=options.seed)
+        raws = complete(self.llm, prompts, bans, options.max_new_tokens, temperature=options.temperature,
+                        seed=options.seed)
         attempts = [[_attempt(raw, ix)] for raw, ix in zip(raws, indexes)]
         self._retry(attempts, indexes, bans, prompts, options)
         drafts = [self._finish(f, ix, tries, prompt, options)
@@ -245,12 +245,12 @@ class Copywriter:
                 return
             for i in todo:
                 bans[i] = bans[i] | _claim_tokens(self.llm, [c for c in attempts[i][-1].claims if not c.supported])
-            raws = _run(self.llm, [prompts[i] for i in todo], [bans[i] for i in todo], options.max_new_tokens,
-                        temperature=max(options.temperature, 0.7), seed=options.seed + round_ + 1)
+            raws = complete(self.llm, [prompts[i] for i in todo], [bans[i] for i in todo], options.max_new_tokens,
+                            temperature=max(options.temperature, 0.7), seed=options.seed + round_ + 1)
             for i, raw in zip(todo, raws):
                 attempts[i].append(_attempt(raw, indexes[i]))
 
-    def _finish(self, facts: ProductFacts, index: FactIndex, tries: list[_Attempt], prompt: str,
+    def _finish(self, facts: CopyFacts, index: FactIndex, tries: list[_Attempt], prompt: str,
                 options: CopyOptions) -> CopyDraft:
         best = max(range(len(tries)), key=lambda k: tries[k].score)
         flagged = []
@@ -263,14 +263,14 @@ class Copywriter:
             text = f"{facts.title}."
         params = {**options.__dict__, "max_new_tokens": options.max_new_tokens, "attempts": len(tries),
                   "chosen_attempt": best + 1, "fallback": fallback, "fluent": is_fluent(text)}
-        return CopyDraft(product_id=facts.product_id, text=text, model=self.llm.name, prompt=prompt, params=params,
+        return CopyDraft(product_id=facts.id, text=text, model=self.llm.name, prompt=prompt, params=params,
                          flagged=flagged, checked=extract_claims(text, index), attempts=len(tries),
                          raw_text=tries[best].raw)
 
-    def _bullets(self, drafts: list[CopyDraft], facts_list: list[ProductFacts], indexes: list[FactIndex],
+    def _bullets(self, drafts: list[CopyDraft], facts_list: list[CopyFacts], indexes: list[FactIndex],
                  bans: list[set[int]], options: CopyOptions) -> None:
         prompts = [self._prompt(bullets_messages(f, options)) for f in facts_list]
-        raws = _run(self.llm, prompts, bans, 70)
+        raws = complete(self.llm, prompts, bans, 70)
         for draft, ix, raw in zip(drafts, indexes, raws):
             for line in raw.splitlines():
                 line = re.sub(r"^\s*(?:[-*•]|\d+[.)])\s*", "", line).strip()
@@ -283,7 +283,7 @@ class Copywriter:
                     draft.bullets.append(line)
             draft.bullets = draft.bullets[:5]
 
-    def stream(self, facts: ProductFacts, options: CopyOptions) -> Iterator[str | CopyDraft]:
+    def stream(self, facts: CopyFacts, options: CopyOptions) -> Iterator[str | CopyDraft]:
         """The first attempt's text piece by piece as the model writes it, then the checked `CopyDraft`."""
         index = self.index(facts)
         bans = [banned_tokens(self.llm, index)]
@@ -294,8 +294,8 @@ class Copywriter:
 
         def work() -> None:
             try:
-                result["raw"] = _run(self.llm, [prompt], bans, options.max_new_tokens,
-                                     temperature=options.temperature, seed=options.seed, streamer=streamer)[0]
+                result["raw"] = complete(self.llm, [prompt], bans, options.max_new_tokens,
+                                         temperature=options.temperature, seed=options.seed, streamer=streamer)[0]
             except BaseException as exc:  # surfaced to the caller below, after the stream ends
                 result["error"] = exc
                 streamer.end()

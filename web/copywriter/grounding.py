@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import Iterable
 
-from web.copywriter.facts import ProductFacts
+from web.copywriter.facts import CopyFacts
 
 # (kind, regex, key, keys it implies). Patterns are matched case-insensitively on word boundaries.
 _LEXICON_SPEC: list[tuple[str, str, str, tuple[str, ...]]] = []
@@ -205,7 +205,7 @@ def _normalise_number(text: str) -> str:
 class FactIndex:
     """The keys the facts support, per claim kind; built once per product."""
 
-    def __init__(self, facts: ProductFacts, known_brands: Iterable[str] = ()) -> None:
+    def __init__(self, facts: CopyFacts, known_brands: Iterable[str] = ()) -> None:
         self.facts = facts
         evidence = facts.evidence_text()
         self.brands = frozenset(b for b in known_brands if b) | ({facts.brand} if facts.brand else frozenset())

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from indexer.errors import BadInput
-from web.copywriter.facts import ProductFacts
+from web.copywriter.facts import CopyFacts
 
 # length → (sentences asked for, max new tokens)
 LENGTHS = {"short": (2, 60), "medium": (3, 100), "long": (5, 170)}
@@ -61,21 +61,21 @@ class CopyOptions:
             raise BadInput(f"bad options: {exc}") from exc
 
 
-def fact_list(facts: ProductFacts) -> str:
+def fact_list(facts: CopyFacts) -> str:
     return "\n".join(f"- {label}: {value}" for label, value in facts.prompt_facts())
 
 
-def _messages(facts: ProductFacts, options: CopyOptions, task: str) -> list[dict]:
+def _messages(facts: CopyFacts, options: CopyOptions, task: str) -> list[dict]:
     return [{"role": "system", "content": SYSTEM.format(tone=TONES[options.tone])},
             {"role": "user", "content": f"Facts:\n{fact_list(facts)}\n\n{task}"}]
 
 
-def description_messages(facts: ProductFacts, options: CopyOptions) -> list[dict]:
+def description_messages(facts: CopyFacts, options: CopyOptions) -> list[dict]:
     sentences = LENGTHS[options.length][0]
     return _messages(facts, options, f"Write a product description of {sentences} sentences for this product.")
 
 
-def bullets_messages(facts: ProductFacts, options: CopyOptions) -> list[dict]:
+def bullets_messages(facts: CopyFacts, options: CopyOptions) -> list[dict]:
     return _messages(facts, options, "Write 3 short bullet points about this product, one per line, "
                                      "each starting with '- '.")
 

@@ -10,8 +10,7 @@ from typing import Iterator
 
 from indexer.config import Settings
 from indexer.store import CopyVersion, Store, open_store
-from web.copywriter.facts import DEFAULT_VISUAL_THRESHOLD, ProductFacts, VisualReader, image_refs, load_facts, \
-    visual_reader
+from web.copywriter.facts import DEFAULT_VISUAL_THRESHOLD, CopyFacts, VisualReader, load_facts, visual_reader
 from web.copywriter.generate import CopyDraft, Copywriter
 from web.copywriter.llm import load_llm
 from web.copywriter.prompt import CopyOptions
@@ -54,18 +53,14 @@ class CopyService:
                     self.vision = self._reader is not None
         return self._reader
 
-    def facts(self, product_ids: list[str]) -> list[ProductFacts]:
+    def facts(self, product_ids: list[str]) -> list[CopyFacts]:
         """Database facts of each product, plus visual attributes when an encoder is available."""
         with self.store.session() as s:
             found = [load_facts(s, pid) for pid in product_ids]
-            refs = image_refs(s, product_ids) if self.vision else {}
         reader = self.reader
-        if reader is not None:
-            for facts in found:
-                reader.enrich(facts, refs.get(facts.product_id))
-        return found
+        return found if reader is None else [reader.enrich(facts) for facts in found]
 
-    def _params(self, draft: CopyDraft, facts: ProductFacts, extra: dict | None) -> None:
+    def _params(self, draft: CopyDraft, facts: CopyFacts, extra: dict | None) -> None:
         draft.params.update({"visual_attributes": [v.__dict__ for v in facts.visual],
                              "visual_threshold": self.visual_threshold if self.vision else None, **(extra or {})})
 

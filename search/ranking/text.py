@@ -1,0 +1,88 @@
+"""Text queries: BM25, a vector search of the words, or both fused (`SearchSettings.hybrid`); "without X" steers
+the query vector away from X and leaves out the products that match X."""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from indexer.config import SearchSettings
+from search.fusion import fuse
+from search.query import Ranking
+from search.ranking.floors import floor, text_floor
+from search.state import IndexState
+from search.timing import StageTimer
+from search.vectors import vector_search
+
+if TYPE_CHECKING:
+    from indexer.model.encoder import Encoder
+
+
+def rank_text(state: IndexState, config: SearchSettings, encoder: Callable[[], Encoder], text: str, negative: str,
+              mode: str, allowed: np.ndarray | None, timer: StageTimer) -> Ranking:
+    """Products for `text` by `mode` (hybrid | lexical | a vector kind), within `allowed` keys (None: all), none
+    matching `negative`. `encoder` is called only when vectors are searched, so lexical mode needs no model."""
+    lexical: Ranking = []
+    vector: Ranking = []
+    if mode in ("hybrid", "lexical"):
+        with timer.stage("lexical"):
+            lexical = lexical_ranking(state, text, allowed, config.candidates)
+    if mode != "lexical":
+        kind = config.hybrid_kind if mode == "hybrid" else mode
+        with timer.stage("encode"):
+            vec = text_vector(encoder(), text, negative, config.negative_weight)
+        with timer.stage("vector_search"):
+            vector = vector_search(state.version, kind, vec, allowed, config.candidates)
+        vector = floor(vector, text_floor(config, state.version, kind), config.vector_margin)
+    if negative:
+        with timer.stage("lexical"):
+            avoid = avoided(state, negative, config.candidates)
+        lexical = [(key, s) for key, s in lexical if key not in avoid]
+        vector = [(key, s) for key, s in vector if key not in avoid]
+    if mode == "hybrid":
+        return fuse(vector, lexical, config.hybrid) if vector and lexical else (vector or lexical)
+    return lexical if mode == "lexical" else vector
+
+
+def lexical_ranking(state: IndexState, text: str, allowed: np.ndarray | None, candidates: int) -> Ranking:
+    """The BM25 top `candidates` among `allowed` keys (BM25 cannot filter inside, so it looks 8 times deeper)."""
+    lexical = state.version.lexical()
+    if allowed is None:
+        return lexical.search(text, candidates)
+    allowed_set = set(allowed.tolist())
+    hits = lexical.search(text, candidates * 8)
+    return [(key, s) for key, s in hits if key in allowed_set][:candidates]
+
+
+def avoided(state: IndexState, negative: str, candidates: int) -> set[int]:
+    """Products a "without X" query leaves out: BM25 matches of X, and titles with a word starting with X's
+    words ("without print" also drops "Printed Tshirt"; BM25 does not stem)."""
+    avoid = {key for key, _ in state.version.lexical().search(negative, candidates * 5)}
+    stems = [w for w in re.findall(r"\w+", negative.lower()) if len(w) >= 3]
+    if stems:
+        pattern = re.compile(r"\b(?:" + "|".join(map(re.escape, stems)) + ")")
+        avoid.update(p.key for p in state.table.products if pattern.search(p.title.lower()))
+    return avoid
+
+
+def text_vector(encoder: Encoder, text: str, negative: str, negative_weight: float) -> np.ndarray:
+    """The query vector of `text`, pushed `negative_weight` away from `negative` when there is one."""
+    if not negative:
+        return _encode_text(encoder, text)
+    return _unit(_encode_text(encoder, text) - negative_weight * _encode_text(encoder, negative))
+
+
+@lru_cache(maxsize=4096)
+def _encode_text(encoder: Encoder, text: str) -> np.ndarray:
+    """A text's vector, cached: shoppers repeat queries (and suggestions), and encoding is most of a query's time."""
+    vec = encoder.encode_texts([text])[0]
+    vec.setflags(write=False)
+    return vec
+
+
+def _unit(vec: np.ndarray) -> np.ndarray:
+    norm = float(np.linalg.norm(vec))
+    return (vec / norm).astype(np.float32) if norm > 0 else vec.astype(np.float32)
