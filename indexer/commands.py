@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from indexer.config import READ_TEXT_MODES, Settings, settings_of
 from indexer.errors import BadInput
-from indexer.model.training.train import train_model_command
+from indexer.model.training.cli import train_model_command
 from indexer.store import IngestRun, Product, RowOutcome, open_store, upgrade
 from indexer.vectors import current_version, read_manifest
 

@@ -116,14 +116,17 @@ def zero_shot_from_store(settings: Settings, store, encoder, *, n: int = 300, se
 
 
 def flops_per_query(encoder, image: Image.Image | None = None, text: str = FLOPS_TEXT) -> dict:
-    """FLOPs of one query through each tower (image: preprocess excluded; text: tokenising excluded)."""
+    """FLOPs of one query through each tower (image: preprocess excluded; text: tokenising excluded), counted on
+    the model itself: the cost of the model, whichever runtime (eager or ONNX) serves it."""
+    import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     image = image or Image.new("RGB", (224, 224), (128, 128, 128))
     tensor = encoder.preprocess(image).unsqueeze(0)
-    with FlopCounterMode(display=False) as image_counter:
-        encoder.encode_image_tensors(tensor)
-    with FlopCounterMode(display=False) as text_counter:
-        encoder.encode_texts([text])
+    with torch.inference_mode():
+        with FlopCounterMode(display=False) as image_counter:
+            encoder.model.encode_image(tensor)
+        with FlopCounterMode(display=False) as text_counter:
+            encoder.model.encode_text(encoder.tokenizer([text]))
     return {"model": encoder.name, "image_gflops": image_counter.get_total_flops() / 1e9,
             "text_gflops": text_counter.get_total_flops() / 1e9, "text": text}

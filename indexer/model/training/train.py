@@ -1,4 +1,4 @@
-"""`shoplens train-model`: locked-image tuning (LiT) of the shoplens-lite projection heads on a catalog.
+"""Locked-image tuning (LiT) of the shoplens-lite projection heads on a catalog.
 
 Both towers stay frozen, so their features are computed once and cached (`indexer/model/training/features.py`); training then
 takes seconds per epoch. The image head reads the pooled head features and the aux features (mid-level stages and
@@ -15,49 +15,22 @@ import logging
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
-import click
 import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from indexer.config import settings_of
 from indexer.model.training.features import image_features, text_features
 from indexer.model.lite import LiteCLIP, build_lite
 from indexer.model.training.metrics import retrieval_metrics
 from indexer.model.training.model_card import write_model_card
 from indexer.model.training.data import read_pairs, split, text_of
+from indexer.model.training.recipe import HEADS_FILE, Recipe
 
 log = logging.getLogger(__name__)
-HEADS_FILE = "shoplens-lite.pt"
-
-
-@dataclass
-class Recipe:
-    """Everything that decides the trained heads (recorded in the checkpoint and the model card)."""
-
-    text: str = "mixed"  # "title", "title+attributes", or "mixed": a coin flip per product and epoch
-    head: str = "mlp"
-    embed_dim: int = 256
-    batch_size: int = 2048
-    lr: float = 2e-3
-    weight_decay: float = 0.05
-    feature_dropout: float = 0.1
-    aux: bool = True  # the image head also reads the aux features
-    max_epochs: int = 40
-    patience: int = 4
-    seed: int = 0
-    holdout: float = 0.1
-    val: float = 0.05
-    max_train: int | None = None  # train/validate on the first N catalog rows only (the test split is unchanged)
-    extra: dict = field(default_factory=dict)
-
-    def overrides(self) -> dict:
-        return {"embed_dim": self.embed_dim, "vision_cfg": {"timm_proj": self.head},
-                "text_cfg": {"hf_proj_type": self.head}}
 
 
 def _head_modules(model: LiteCLIP) -> list[torch.nn.Module]:
@@ -214,47 +187,3 @@ def train_heads(catalog: Path, out: Path, cache_dir: Path, *, image_columns: lis
     (out / "training.json").write_text(json.dumps(card, indent=1))
     write_model_card(out / "MODEL_CARD.md", card)
     return card
-
-
-@click.command("train-model")
-@click.option("--catalog", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="CSV or JSON Lines catalog with id, title and an image column.")
-@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for shoplens-lite.pt, MODEL_CARD.md and training.json (indexer/model/weights to publish).")
-@click.option("--image-col", "image_columns", multiple=True,
-              help="Image column, COLUMN or COLUMN:ARCHIVE.zip (its values are archive members); repeat for "
-                   "fallbacks, the first non-empty wins. Default: image_hr, then thumb_60x80:thumbs_60x80.zip "
-                   "when the catalog has them, else image.")
-@click.option("--images-root", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
-              help="Folder image paths are relative to (default: the catalog's folder).")
-@click.option("--holdout-col", "holdout_column", default=None,
-              help="Draw the held-out split only from rows with this column non-empty (default image_hr if present).")
-@click.option("--text", type=click.Choice(["title", "title+attributes", "mixed"]), default=Recipe.text,
-              show_default=True, help="Training text; mixed: title or title+attributes, a coin flip per product.")
-@click.option("--aux/--no-aux", default=Recipe.aux, show_default=True,
-              help="Let the image head read the aux features (mid-level stages, colour histogram).")
-@click.option("--head", type=click.Choice(["linear", "mlp"]), default=Recipe.head, show_default=True)
-@click.option("--epochs", "max_epochs", type=click.IntRange(1, 500), default=Recipe.max_epochs, show_default=True)
-@click.option("--seed", type=int, default=Recipe.seed, show_default=True)
-@click.option("--max-train", type=click.IntRange(100), default=None,
-              help="Train and validate only on the first N catalog rows (quick runs); the held-out split is unchanged.")
-@click.pass_context
-def train_model_command(ctx: click.Context, catalog: Path, out: Path, image_columns: tuple[str, ...],
-                        images_root: Path | None, holdout_column: str | None, text: str, aux: bool, head: str,
-                        max_epochs: int, seed: int, max_train: int | None) -> None:
-    """Train the shoplens-lite projection heads on a catalog (locked-image tuning; towers frozen).
-
-    Example: shoplens train-model --catalog ../shared/datasets/myntra_fashion/products.csv --out indexer/model/weights
-    """
-    settings = settings_of(ctx)
-    header = catalog.open(encoding="utf-8").readline()
-    if not image_columns:
-        image_columns = ("image_hr", "thumb_60x80:thumbs_60x80.zip") if "image_hr" in header else ("image",)
-    if holdout_column is None and "image_hr" in header:
-        holdout_column = "image_hr"
-    torch.set_num_threads(max(1, min(settings.workers, os.cpu_count() or 1)))
-    recipe = Recipe(text=text, aux=aux, head=head, max_epochs=max_epochs, seed=seed, max_train=max_train)
-    card = train_heads(catalog, out, settings.cache_dir, image_columns=list(image_columns), images_root=images_root,
-                       holdout_column=holdout_column, recipe=recipe)
-    click.echo(f"wrote {out / HEADS_FILE} and {out / 'MODEL_CARD.md'}: held-out text→image "
-               f"R@10 {card['test']['t2i_recall@10']:.3f}, MRR@10 {card['test']['t2i_mrr@10']:.3f}")
