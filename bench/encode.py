@@ -17,6 +17,7 @@ import logging
 import os
 import platform
 import re
+import sys
 import time
 from pathlib import Path
 
@@ -88,7 +89,7 @@ def main() -> None:
     print(table)
     if args.write:
         write_section(ROOT / "bench" / "RESULTS.md", "encode",
-                      f"`python bench/encode.py --write` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})"
+                      f"`python bench/encode.py {' '.join(sys.argv[1:])}` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})"
                       f"\n\n{table}\n")
 
 
