@@ -32,6 +32,11 @@ class PrintedIndex:
         titled = [" ".join(filter(None, (p.title, p.brand, text))) for p, text in zip(table.products, printed)]
         return cls(table.keys, lines, TrigramIndex(titled), TrigramIndex(printed))
 
+    @property
+    def coverage(self) -> float:
+        """The share of products with printed words: whether this catalog is one whose products carry text."""
+        return len(self.lines) / max(1, len(self.keys))
+
     def match(self, text: str, *, titles: bool) -> dict[int, float]:
         """Products whose words share trigrams with `text`: key → cosine (0, 1]."""
         scores = (self.with_titles if titles else self.on_image).scores(text)
