@@ -18,6 +18,7 @@ from PIL import Image
 from indexer.config import SearchSettings, Settings
 from indexer.errors import BadInput
 from indexer.reading import TextReader, load_reader
+from indexer.reading.policy import AUTO_MIN_TEXT_SHARE
 from indexer.reading.words import words
 from indexer.store import Store, open_store
 from indexer.vectors import IndexReader
@@ -100,7 +101,7 @@ class SearchEngine:
             ranking = rank_similar(state, cfg, query.like, allowed, timer)
         elif query.image is not None:
             kind, mode = ("image+text" if text else "image"), cfg.image_kind
-            photo_words = self._photo_words(query.image, timer) if not text else ""
+            photo_words = self._photo_words(state, query.image, timer) if not text else ""
             ranking = rank_photo(state, cfg, self.encoder, query.image, text, negative, query.image_weight, allowed,
                                  timer, photo_words)
         elif text:
@@ -112,10 +113,14 @@ class SearchEngine:
             ranking = [(int(key), 0.0) for key in keys[: cfg.candidates]]
         return self._page(state, ranking, query, kind=kind, mode=mode, text=text, negative=negative, timer=timer)
 
-    def _photo_words(self, image: Image.Image, timer: StageTimer) -> str:
+    def _photo_words(self, state: IndexState, image: Image.Image, timer: StageTimer) -> str:
         """The words read on a query photo ('' when reading is off, `read_text` or `photo_text_weight` 0, or
-        nothing legible was read: such a photo is answered by its look alone, as before reading existed)."""
+        nothing legible was read: such a photo is answered by its look alone, as before reading existed). With
+        `read_text` auto the photo is read only where the catalog's products carry text (the share `auto` reads
+        a catalog at): a fashion catalog's photo queries don't pay for reading (p50 187 ms against ~50)."""
         if self.settings.read_text == "off" or self.config.photo_text_weight <= 0:
+            return ""
+        if self.settings.read_text == "auto" and state.printed.coverage < AUTO_MIN_TEXT_SHARE:
             return ""
         with timer.stage("read_text"):
             reading = (self._text_reader or load_reader()).read_image(image, turn=False)
