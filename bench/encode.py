@@ -89,7 +89,8 @@ def main() -> None:
     print(table)
     if args.write:
         write_section(ROOT / "bench" / "RESULTS.md", "encode",
-                      f"`python bench/encode.py {' '.join(sys.argv[1:])}` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})"
+                      f"`python bench/encode.py {' '.join(sys.argv[1:])}` "
+                      f"({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})"
                       f"\n\n{table}\n")
 
 

@@ -158,7 +158,8 @@ class Settings:
 
     def __post_init__(self) -> None:
         if self.inference not in INFERENCE_RUNTIMES:
-            raise ConfigError(f"setting inference must be one of {', '.join(INFERENCE_RUNTIMES)}, not {self.inference!r}")
+            raise ConfigError(f"setting inference must be one of {', '.join(INFERENCE_RUNTIMES)}, "
+                              f"not {self.inference!r}")
         if self.read_text not in READ_TEXT_MODES:
             raise ConfigError(f"read_text must be one of {', '.join(READ_TEXT_MODES)}, not {self.read_text!r}")
 

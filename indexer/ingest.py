@@ -1,4 +1,5 @@
-"""Incremental, resumable indexing: catalog rows → products + embeddings in the database (the vectors a version is built from; `indexer.publish` builds it).
+"""Incremental, resumable indexing: catalog rows → products + embeddings in the database (the vectors a version
+is built from; `indexer.publish` builds the version).
 
 Why it is safe to kill at any moment: each batch of rows (products, images, embeddings, row outcomes) commits in
 one transaction, and a product is "done" exactly when its stored hashes match the catalog and its vectors exist.

@@ -1,8 +1,8 @@
 """The BM25 index (bm25s) that search blends with the vectors: exact words such as brands, sizes and colours.
 
 Each indexed document is a product's title, brand, category, colour, attributes, description, its approved
-copy and the words printed on its image (indexer.reading). The index is saved in a version's `lexical/` folder with the product keys in the same order, and loaded
-memory-mapped.
+copy and the words printed on its image (indexer.reading). The index is saved in a version's `lexical/` folder
+with the product keys in the same order, and loaded memory-mapped.
 """
 from __future__ import annotations
 
