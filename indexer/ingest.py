@@ -130,7 +130,8 @@ class Indexer:
         self.options = options
         self.store = store
         self.mapping = parse_mapping(options.mapping)
-        self.encoder = load_encoder(options.model_spec or settings.model_spec, cache_dir=settings.model_cache_dir)
+        self.encoder = load_encoder(options.model_spec or settings.model_spec, cache_dir=settings.model_cache_dir,
+                                    runtime=settings.inference)
         roots = [p for p in (options.images_root, Path(options.catalog).resolve().parent) if p]
         self.resolver = ImageResolver(roots, max_bytes=settings.max_image_bytes)
         self.seen_ids: set[str] = set()

@@ -146,6 +146,7 @@ def republish(settings: Settings) -> tuple[str, bool]:
     manifest = read_manifest(settings.index_dir, name)
     with run_lock(settings.home):
         store = open_store(settings.db_url)
-        encoder = load_version_encoder(manifest, cache_dir=settings.model_cache_dir)
+        encoder = load_version_encoder(manifest, cache_dir=settings.model_cache_dir,
+                                       runtime=settings.inference)
         name, _, published = publish_from_store(store, settings.index_dir, encoder, settings.index_memory_budget_mb)
     return name, published

@@ -18,7 +18,6 @@ from PIL import Image
 from indexer.config import SearchSettings, Settings
 from indexer.errors import BadInput
 from indexer.reading import TextReader, load_reader
-from indexer.reading.policy import AUTO_MIN_TEXT_SHARE
 from indexer.reading.words import words
 from indexer.store import Store, open_store
 from indexer.vectors import IndexReader
@@ -26,8 +25,7 @@ from search import product_reader
 from search.dedupe import collapse
 from search.filters import Filters
 from search.products import ProductTable
-from search.query import Hit, Query, SearchResult, split_negative
-from search.query import Ranking
+from search.query import Hit, Query, Ranking, SearchResult, split_negative
 from search.ranking.floors import text_floor
 from search.ranking.photo import rank_photo
 from search.ranking.similar import rank_similar
@@ -72,7 +70,7 @@ class SearchEngine:
         from indexer.model.encoder import load_version_encoder
 
         return load_version_encoder(self.state().version.manifest, default_spec=self.settings.model_spec,
-                                    cache_dir=self.settings.model_cache_dir)
+                                    cache_dir=self.settings.model_cache_dir, runtime=self.settings.inference)
 
     def warm_up(self) -> str:
         """Load the index, the product facts and the model, and run one query; returns the index version."""
@@ -120,7 +118,7 @@ class SearchEngine:
         a catalog at): a fashion catalog's photo queries don't pay for reading (p50 187 ms against ~50)."""
         if self.settings.read_text == "off" or self.config.photo_text_weight <= 0:
             return ""
-        if self.settings.read_text == "auto" and state.printed.coverage < AUTO_MIN_TEXT_SHARE:
+        if self.settings.read_text == "auto" and not state.printed.carries_text:
             return ""
         with timer.stage("read_text"):
             reading = (self._text_reader or load_reader()).read_image(image, turn=False)

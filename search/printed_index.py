@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from indexer.reading.policy import AUTO_MIN_TEXT_SHARE
 from indexer.reading.stored import printed_lines
 from indexer.reading.words import TrigramIndex
 from indexer.store import Store
@@ -33,9 +34,10 @@ class PrintedIndex:
         return cls(table.keys, lines, TrigramIndex(titled), TrigramIndex(printed))
 
     @property
-    def coverage(self) -> float:
-        """The share of products with printed words: whether this catalog is one whose products carry text."""
-        return len(self.lines) / max(1, len(self.keys))
+    def carries_text(self) -> bool:
+        """Whether this catalog's products carry printed text: at least the share of products with words at which
+        `--read-text auto` reads a catalog. Where they don't, the few words a sample read must not rank."""
+        return len(self.lines) >= AUTO_MIN_TEXT_SHARE * max(1, len(self.keys))
 
     def match(self, text: str, *, titles: bool) -> dict[int, float]:
         """Products whose words share trigrams with `text`: key → cosine (0, 1]."""

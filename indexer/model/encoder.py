@@ -109,21 +109,22 @@ def load_encoder(spec: str | None = None, *, cache_dir: Path | None = None, runt
     """The encoder for `spec` (default: the `model_spec` setting), built once per process; converted weights and
     exported towers are cached in `cache_dir` (default: the `model_cache_dir` setting, shared by every home).
     `runtime` (default: the `inference` setting): auto | onnx | eager (indexer.model.runtime)."""
-    settings = load_settings()
-    spec = (spec or settings.model_spec).strip()
-    cache = Path(cache_dir) if cache_dir else settings.model_cache_dir
-    return _load_cached(spec, cache, runtime or settings.inference)
+    if spec is None or cache_dir is None or runtime is None:  # callers that hold Settings pass all three
+        settings = load_settings()
+        spec, cache_dir, runtime = spec or settings.model_spec, cache_dir or settings.model_cache_dir, \
+            runtime or settings.inference
+    return _load_cached(spec.strip(), Path(cache_dir), runtime)
 
 
-def load_version_encoder(manifest: dict, *, default_spec: str | None = None,
-                         cache_dir: Path | None = None) -> Encoder:
+def load_version_encoder(manifest: dict, *, default_spec: str | None = None, cache_dir: Path | None = None,
+                         runtime: str | None = None) -> Encoder:
     """The encoder an index version (its manifest) was built with; refuses another model.
 
     Query vectors from other weights than the index's are meaningless (or of another size), so a mismatch
     is an error that says what to do, not a search that quietly returns noise.
     """
     built_with = manifest.get("model") or default_spec
-    enc = load_encoder(built_with, cache_dir=cache_dir)
+    enc = load_encoder(built_with, cache_dir=cache_dir, runtime=runtime)
     if enc.name != built_with or (manifest.get("dim") and enc.dim != manifest["dim"]):
         raise WeightsUnavailable(
             f"index version {manifest.get('name')} was built with model {built_with} "

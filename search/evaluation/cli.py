@@ -85,7 +85,7 @@ def other_measures(settings: Settings, store, model: str, chosen: list[str], zer
     if {"flops", "zeroshot"} & set(chosen):
         from indexer.model.encoder import load_encoder
 
-        encoder = load_encoder(model, cache_dir=settings.model_cache_dir)
+        encoder = load_encoder(model, cache_dir=settings.model_cache_dir, runtime=settings.inference)
         if "flops" in chosen:
             out["flops"] = measures.flops_per_query(encoder)
         if "zeroshot" in chosen:

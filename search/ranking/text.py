@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from indexer.config import SearchSettings
-from indexer.reading.policy import AUTO_MIN_TEXT_SHARE
 from search.fusion import fuse
 from search.query import Ranking
 from search.ranking.floors import floor, text_floor
@@ -41,7 +40,7 @@ def rank_text(state: IndexState, config: SearchSettings, encoder: Callable[[], E
         vector = floor(vector, text_floor(config, state.version, kind), config.vector_margin)
         # Words → image: also the words printed on it, where the catalog's products carry text (on a fashion
         # catalog the few logos `--read-text auto` sampled would outrank the photos: Myntra title R@1 0.172 → 0.135).
-        if kind == "image" and config.image_text_weight > 0 and state.printed.coverage >= AUTO_MIN_TEXT_SHARE:
+        if kind == "image" and config.image_text_weight > 0 and state.printed.carries_text:
             vector = with_printed(state, config, kind, vec, vector, text, allowed, titles=False,
                                   weight=config.image_text_weight, min_score=text_floor(config, state.version, kind),
                                   timer=timer)

@@ -160,7 +160,7 @@ def visual_reader(settings, *, threshold: float = DEFAULT_VISUAL_THRESHOLD) -> V
     from indexer.model.encoder import load_encoder
 
     try:
-        encoder = load_encoder(settings.model_spec, cache_dir=settings.model_cache_dir)
+        encoder = load_encoder(settings.model_spec, cache_dir=settings.model_cache_dir, runtime=settings.inference)
     except ShopLensError as exc:
         log.warning("visual attributes disabled: %s", exc)
         return None
