@@ -21,6 +21,8 @@ DEFAULT_LLM = "smollm2-135m"
 VECTOR_KINDS: tuple[str, ...] = ("image", "text", "fused")
 # What a text query can run: both rankers fused, BM25 alone, or one kind of vectors.
 SEARCH_MODES: tuple[str, ...] = ("hybrid", "lexical", *VECTOR_KINDS)
+# How a photo alone is answered: auto (a scene when it looks like one), on (always a scene), off (a product photo).
+SCENE_MODES: tuple[str, ...] = ("auto", "on", "off")
 # `shoplens index --read-text`: read the words printed on product images always, never, or while the catalog's
 # first images show that it has printed text (indexer.reading.policy).
 READ_TEXT_MODES: tuple[str, ...] = ("auto", "on", "off")
@@ -89,6 +91,16 @@ class SearchSettings:
     negative_weight: float = 0.35   # how strongly "without X" pushes the query vector away from X
     collapse: bool = True           # fold near-duplicates (same image bytes, or same title and near-identical image)
     duplicate_cosine: float = 0.97  # image-vector cosine above which same-titled products count as duplicates
+    # Scene photos (a room: search.ranking.scene). `scene` is what a photo alone gets unless the query says:
+    # auto (decide per photo), on, off. A photo is a scene when its large crops' mean cosine with the whole photo
+    # is under scene_threshold: 0.60 took 50% of the tuning-half IKEA rooms and 0% / 0% / 2.5% / 7.5% of 40 IKEA
+    # catalogue, grocery in-store, grocery catalogue and Myntra photos (0.62: rooms 60%, Myntra 25%). A scene is
+    # searched with at most scene_regions crops, the scene_keep share of the grid with the most edges. Chosen on
+    # the even-positioned IKEA rooms (bench/rooms.py, bench/RESULTS.md).
+    scene: str = "auto"
+    scene_threshold: float = 0.60
+    scene_regions: int = 40
+    scene_keep: float = 0.6
 
     def __post_init__(self) -> None:
         try:
@@ -104,6 +116,10 @@ class SearchSettings:
             raise ConfigError("search setting image_weight must lie in [0, 1]")
         if self.candidates < 10:
             raise ConfigError("search setting candidates must be at least 10")
+        if self.scene not in SCENE_MODES:
+            raise ConfigError(f"search setting scene must be one of {', '.join(SCENE_MODES)}")
+        if self.scene_regions < 1 or not 0.0 < self.scene_keep <= 1.0:
+            raise ConfigError("search settings scene_regions must be at least 1 and scene_keep in (0, 1]")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "SearchSettings":

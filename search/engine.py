@@ -13,9 +13,10 @@ import logging
 import threading
 from typing import TYPE_CHECKING
 
+import numpy as np
 from PIL import Image
 
-from indexer.config import SearchSettings, Settings
+from indexer.config import SCENE_MODES, SearchSettings, Settings
 from indexer.errors import BadInput
 from indexer.reading import TextReader, load_reader
 from indexer.reading.words import words
@@ -26,8 +27,10 @@ from search.dedupe import collapse
 from search.filters import Filters
 from search.products import ProductTable
 from search.query import Hit, Query, Ranking, SearchResult, split_negative
+from search.regions import Box
 from search.ranking.floors import text_floor
 from search.ranking.photo import rank_photo
+from search.ranking.scene import SceneRanking, detection_boxes, encode_regions, is_scene, rank_scene
 from search.ranking.similar import rank_similar
 from search.ranking.text import rank_text
 from search.state import IndexState
@@ -97,6 +100,8 @@ class SearchEngine:
         if query.like is not None:
             kind, mode = "similar", cfg.similar_kind
             ranking = rank_similar(state, cfg, query.like, allowed, timer)
+        elif query.image is not None and (scene := self._scene(state, query, text, allowed, timer)) is not None:
+            kind, mode, ranking = "scene", cfg.image_kind, scene.ranking
         elif query.image is not None:
             kind, mode = ("image+text" if text else "image"), cfg.image_kind
             photo_words = self._photo_words(state, query.image, timer) if not text else ""
@@ -109,7 +114,33 @@ class SearchEngine:
             kind, mode = "browse", "filters"
             keys = allowed if allowed is not None else state.table.keys
             ranking = [(int(key), 0.0) for key in keys[: cfg.candidates]]
-        return self._page(state, ranking, query, kind=kind, mode=mode, text=text, negative=negative, timer=timer)
+        result = self._page(state, ranking, query, kind=kind, mode=mode, text=text, negative=negative, timer=timer)
+        if kind == "scene":
+            result.regions, result.photo_size = scene.regions, (scene.width, scene.height)
+            for hit in result.hits:
+                hit.region = scene.region_of.get(hit.product.key)
+        return result
+
+    def _scene(self, state: IndexState, query: Query, text: str, allowed: np.ndarray | None,
+               timer: StageTimer) -> SceneRanking | None:
+        """The photo searched region by region when it is a scene (`scene` on, or auto and `is_scene` says so),
+        else None: a product photo, or a photo with words, is answered as a photo alone always was."""
+        setting = query.scene or self.config.scene
+        if setting not in SCENE_MODES:
+            raise BadInput(f"scene must be one of {', '.join(SCENE_MODES)}")
+        if setting == "off" or text:
+            if setting == "on":
+                raise BadInput("a scene photo is searched alone: leave out the text, or set scene to auto or off")
+            return None
+        known = None
+        if setting == "auto":
+            boxes = detection_boxes(query.image)
+            with timer.stage("encode"):
+                vectors = encode_regions(self.encoder(), query.image, boxes)
+            if not is_scene(vectors[0], vectors[1:], self.config.scene_threshold):
+                return None
+            known = ([Box(0, 0, query.image.width, query.image.height), *boxes], vectors)
+        return rank_scene(state, self.config, self.encoder, query.image, allowed, timer, known)
 
     def _photo_words(self, state: IndexState, image: Image.Image, timer: StageTimer) -> str:
         """The words read on a query photo ('' when reading is off, `read_text` or `photo_text_weight` 0, or

@@ -3,8 +3,11 @@ store its vectors can be read back from. Every ranking function works over one o
 two versions even while a new one is published."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
+
+import faiss
+import numpy as np
 
 from indexer.store import Store
 from indexer.vectors import LoadedVersion
@@ -20,6 +23,7 @@ class IndexState:
     version: LoadedVersion
     table: ProductTable
     store: Store
+    _moments: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False, compare=False)
 
     @cached_property
     def suggester(self) -> Suggester:
@@ -30,3 +34,18 @@ class IndexState:
     def printed(self) -> PrintedIndex:
         """The products' printed words (trigram indexes), built on the first query that matches them."""
         return PrintedIndex.load(self.store, self.table)
+
+    def moments(self, kind: str) -> tuple[np.ndarray, np.ndarray]:
+        """The mean and second-moment matrix of this version's `kind` vectors (read once, in chunks), so the
+        mean and spread of a query's cosines over the whole catalog cost two products, not a scan."""
+        if kind not in self._moments:
+            inner = self.version.index(kind)
+            inner = faiss.downcast_index(inner.index) if isinstance(inner, faiss.IndexIDMap2) else inner
+            total, dim = inner.ntotal, inner.d
+            mean, second = np.zeros(dim, dtype=np.float64), np.zeros((dim, dim), dtype=np.float64)
+            for start in range(0, total, 4096):  # an index without stored vectors (IVF-PQ) raises here
+                chunk = inner.reconstruct_n(start, min(4096, total - start)).astype(np.float64)
+                mean += chunk.sum(axis=0)
+                second += chunk.T @ chunk
+            self._moments[kind] = (mean / max(total, 1), second / max(total, 1))
+        return self._moments[kind]

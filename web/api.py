@@ -10,7 +10,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
 
 from indexer.errors import NotFound, ShopLensError
 from indexer.images import ImageResolver, sniff_format
-from indexer.config import SEARCH_MODES
+from indexer.config import SCENE_MODES, SEARCH_MODES
 from search.filters import Filters
 from search.query import Query, SearchResult
 from web.openapi import Param, SchemaRef, build_spec, operation
@@ -24,13 +24,17 @@ NULLABLE_NUM = {"type": "number", "nullable": True}
 FACET_VALUES = {"type": "array", "items": {"type": "object", "required": ["value", "count"],
                                            "properties": {"value": {"type": "string"},
                                                           "count": {"type": "integer"}}}}
+BOX = {"id": {"type": "integer"}, "x": {"type": "integer"}, "y": {"type": "integer"},
+       "w": {"type": "integer"}, "h": {"type": "integer"}}
 RESULT = SchemaRef("Result", {
     "type": "object", "required": ["id", "title", "score", "image_url"],
     "properties": {"id": {"type": "string"}, "title": {"type": "string"}, "score": {"type": "number"},
                    "image_url": NULLABLE_STR, "brand": NULLABLE_STR, "category": NULLABLE_STR,
                    "colour": NULLABLE_STR, "gender": NULLABLE_STR, "price": NULLABLE_NUM,
                    "currency": NULLABLE_STR, "url": {"type": "string"}, "similar_url": {"type": "string"},
-                   "duplicates": {"type": "array", "items": {"type": "string"}}}})
+                   "duplicates": {"type": "array", "items": {"type": "string"}},
+                   "region": {"type": "object", "description": "scene photos: the region of the photo this "
+                              "product matched best (pixels of the uploaded photo)", "properties": BOX}}})
 SEARCH_RESPONSE = SchemaRef("SearchResponse", {
     "type": "object", "required": ["results", "facets", "total", "page", "k", "index_version"],
     "properties": {
@@ -42,6 +46,10 @@ SEARCH_RESPONSE = SchemaRef("SearchResponse", {
                 "min": {"type": "number"}, "max": NULLABLE_NUM, "count": {"type": "integer"}}}}}},
         "total": {"type": "integer"}, "page": {"type": "integer"}, "pages": {"type": "integer"},
         "k": {"type": "integer"}, "index_version": {"type": "string"},
+        "regions": {"type": "array", "description": "scene photos: the regions this page's results matched, "
+                    "each with the ids of those results (empty for any other query)",
+                    "items": {"type": "object", "properties": {
+                        **BOX, "results": {"type": "array", "items": {"type": "string"}}}}},
         "timings_ms": {"type": "object", "additionalProperties": {"type": "number"}}}})
 PRODUCT = SchemaRef("Product", {
     "type": "object", "required": ["id", "title"],
@@ -89,6 +97,9 @@ SEARCH_PARAMS = (QUERY_TEXT, NEGATIVE, *PAGING, *filter_params(),
 FORM_SEARCH_PARAMS = tuple(Param(p.name, p.type, where="form", minimum=p.minimum, maximum=p.maximum,
                                  max_length=p.max_length, enum=p.enum, description=p.description)
                            for p in (QUERY_TEXT, NEGATIVE, *PAGING, *filter_params()))
+SCENE = Param("scene", where="form", enum=SCENE_MODES,
+              description="a photo alone: auto (searched region by region when it shows a scene, such as a room "
+                          "with many products), on (always), off (as one product photo); default auto")
 IMAGE_WEIGHT = Param("image_weight", "number", where="form", minimum=0, maximum=1,
                      description="the photo's share against the text, 0..1 (default 0.6)")
 
@@ -138,8 +149,9 @@ def search_get():
 
 
 @bp.post("/api/v1/search")
-@operation("Search by photo, or photo + text ('like this, but in blue')",
-           params=(*FORM_SEARCH_PARAMS, IMAGE_WEIGHT), form=True,
+@operation("Search by photo, or photo + text ('like this, but in blue'); a scene photo (a room) returns the "
+           "products in it, each with the region it matched",
+           params=(*FORM_SEARCH_PARAMS, IMAGE_WEIGHT, SCENE), form=True,
            files=(("image", True, "the photo: JPEG, PNG, WebP or GIF"),),
            responses={200: ("Results and facets", SEARCH_RESPONSE)}, errors=(413, 415, 503), tags=("search",))
 def search_post():
@@ -148,7 +160,7 @@ def search_post():
     filters = filters_from(p)
     image = decode_upload(read_upload(request.files.get("image"), settings), settings)
     query = Query(text=p["q"] or "", negative=p["not"] or "", image=image, image_weight=p["image_weight"],
-                  k=p["k"] or 10, page=p["page"] or 1, filters=filters)
+                  k=p["k"] or 10, page=p["page"] or 1, filters=filters, scene=p["scene"])
     result = services().engine.search(query)
     return respond(result, {"q": query.text, "filters": filters.as_dict(), "image": True})
 
