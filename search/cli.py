@@ -7,13 +7,14 @@ from pathlib import Path
 
 import click
 
-from indexer.config import SEARCH_MODES, settings_of
+from indexer.config import SCENE_MODES, SEARCH_MODES, settings_of
 from indexer.errors import BadInput
 from indexer.images import decode_image
 from search.engine import SearchEngine
 from search.evaluation.cli import eval_command
 from search.filters import Filters
 from search.query import Query, SearchResult
+from search.regions import Box
 
 
 def _print(result: SearchResult, as_json: bool) -> None:
@@ -26,8 +27,13 @@ def _print(result: SearchResult, as_json: bool) -> None:
     for rank, h in enumerate(result.hits, start=(result.page - 1) * result.k + 1):
         price = f"{h.product.price:,.0f}" if h.product.price is not None else "-"
         click.echo(f"{rank:>3}. {h.score:7.4f}  {h.product.id:<10} {price:>8}  {h.product.title}"
-                   + (f"  (+{len(h.duplicates)} duplicates)" if h.duplicates else ""))
+                   + (f"  (+{len(h.duplicates)} duplicates)" if h.duplicates else "")
+                   + (f"  [region {h.region}: {_box(result.regions[h.region])}]" if h.region is not None else ""))
     click.echo(f"{result.total} matching, index {result.index_version}, {result.kind} query ({result.mode})", err=True)
+
+
+def _box(box: Box) -> str:
+    return f"x={box.x} y={box.y} w={box.w} h={box.h}"
 
 
 @click.command("search")
@@ -43,11 +49,14 @@ def _print(result: SearchResult, as_json: bool) -> None:
               help="How a text query is answered (default: hybrid).")
 @click.option("--image-weight", type=click.FloatRange(0, 1), default=None,
               help="The photo's share against TEXT (default 0.6).")
+@click.option("--scene", type=click.Choice(SCENE_MODES), default=None,
+              help="A photo alone: search it region by region when it shows a room (auto, the default), always "
+                   "(on) or never (off).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def search_command(ctx: click.Context, text: str, image_path: Path | None, k: int, page: int,
                    filters: tuple[str, ...], negative: str, mode: str | None, image_weight: float | None,
-                   as_json: bool) -> None:
+                   scene: str | None, as_json: bool) -> None:
     """Search the catalog by TEXT, by a photo (--image), or both."""
     settings = settings_of(ctx)
     if len(text) > settings.max_query_chars:
@@ -61,7 +70,7 @@ def search_command(ctx: click.Context, text: str, image_path: Path | None, k: in
         image, _ = decode_image(data, max_pixels=settings.max_image_pixels, max_bytes=settings.max_image_bytes,
                                 what=str(image_path))
     query = Query(text=text, image=image, negative=negative, filters=Filters.parse_cli(filters), k=k, page=page,
-                  mode=mode, image_weight=image_weight)
+                  mode=mode, image_weight=image_weight, scene=scene)
     _print(SearchEngine(settings).search(query), as_json)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 
 import numpy as np
 import pytest
@@ -107,3 +108,14 @@ def test_a_single_product_photo_is_answered_as_before(client, photo):
     auto, off = post(client, data, k="20").get_json(), post(client, data, k="20", scene="off").get_json()
     assert auto["query"]["kind"] == "image" and auto["regions"] == []
     assert [(r["id"], r["score"]) for r in auto["results"]] == [(r["id"], r["score"]) for r in off["results"]]
+
+
+def test_the_results_page_outlines_the_regions_and_labels_the_cards(ikea_client):
+    photo = (IKEA / room("room012")["query_image_path"]).read_bytes()
+    r = ikea_client.post("/search", data={"image": (io.BytesIO(photo), "room.jpg")},
+                         content_type="multipart/form-data", follow_redirects=True)
+    html = r.get_data(as_text=True)
+    assert r.status_code == 200 and "data-scene" in html and "Products in your photo" in html
+    outlined = set(re.findall(r'data-region="(\d+)"', html))
+    labelled = set(re.findall(r'data-matched-region="(\d+)"', html))
+    assert len(outlined) >= 2 and labelled == outlined

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from indexer_data import GROCERY, grocery_photo_queries
+from indexer_data import DATASETS, GROCERY, grocery_photo_queries
 
 pytestmark = pytest.mark.browser
 
 CHROMIUM = Path("/usr/bin/chromium")
+ROOM_PHOTO = DATASETS / "ikea_interior" / "room_scenes" / "room012.jpg"  # a room: answered region by region
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "webapp"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run", "--disable-sync"]
@@ -90,6 +91,19 @@ def test_upload_a_photo_with_the_file_picker(page):
     assert page.locator(".query-photo").is_visible()
     assert page.locator("[data-result]").count() >= 5
     shot(page, "04-results-photo")
+
+
+def test_a_room_photo_shows_its_regions_and_which_product_each_matched(page):
+    page.goto("/")
+    page.locator(".dropzone [data-photo-input]").first.set_input_files(str(ROOM_PHOTO))
+    page.wait_for_url(re.compile(r"/search\?img=[0-9a-f]{64}"))
+    assert page.locator("[data-scene] img").is_visible()
+    boxes = page.locator("[data-scene] rect")
+    assert boxes.count() >= 2 and boxes.first.bounding_box()["width"] > 10
+    tags = page.locator("[data-result] [data-matched-region]")
+    assert tags.count() == page.locator("[data-result]").count() > 0
+    assert re.fullmatch(r"in region \d+", tags.first.inner_text().strip())
+    shot(page, "04b-results-room")
 
 
 def test_drop_a_photo_on_the_drop_zone(page):
