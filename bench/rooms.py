@@ -84,7 +84,8 @@ def main() -> None:
     threshold = load_settings(home=args.home).search.scene_threshold
     photo = (args.dataset / rooms[0]["query_image_path"]).read_bytes()
     for mode in MODES:  # warm-up: model, index, moments
-        requests.post(f"{base}/api/v1/search", files={"image": ("r.jpg", photo)}, data={"scene": mode}).raise_for_status()
+        requests.post(f"{base}/api/v1/search", files={"image": ("r.jpg", photo)},
+                      data={"scene": mode}).raise_for_status()
 
     per_room: list[dict] = []
     latency: dict[str, list[float]] = {m: [] for m in MODES}
@@ -117,9 +118,9 @@ def main() -> None:
                                       "p95": round(ms[min(len(ms) - 1, int(0.95 * len(ms)))], 1)}
     for part in ("tune", "held-out", "all"):
         rows = [r for r in per_room if part == "all" or r["part"] == part]
-        report["parts"][part] = {"rooms": len(rows), **{mode: {name: round(statistics.mean(r[mode][name] for r in rows), 4)
-                                                              for name in ("recall@10", "ndcg@10", "recall@50")}
-                                                       for mode in (*MODES, "auto")},
+        means = {mode: {name: round(statistics.mean(r[mode][name] for r in rows), 4)
+                        for name in ("recall@10", "ndcg@10", "recall@50")} for mode in (*MODES, "auto")}
+        report["parts"][part] = {"rooms": len(rows), **means,
                                  "auto_scene_share": round(statistics.mean(r["auto_scene"] for r in rows), 3)}
     print(json.dumps(report, indent=2))
     if args.json:
