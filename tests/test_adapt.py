@@ -61,7 +61,7 @@ def adapted(ikea_home) -> dict:
     rows, _ = ikea_rows(6)
     exclude.write_text("\n".join(r["product_id"] for r in rows[:5]) + "\n")
     result = shoplens(ikea_home, "adapt", "--holdout", "0.2", "--exclude", str(exclude), "--json", "--no-progress")
-    return {"summary": json.loads(result.output), "excluded": {r["product_id"] for r in rows[:5]}}
+    return {"summary": json.loads(result.stdout), "excluded": {r["product_id"] for r in rows[:5]}}
 
 
 def test_adaptation_raises_heldout_recall_over_the_installed_model(adapted):
@@ -116,16 +116,20 @@ def test_reset_and_rollback_restore_the_installed_vectors_byte_for_byte(tmp_path
     keys, vecs = vectors_of(home, base)
     shoplens(home, "adapt", "--no-progress")
     adapted_version = current(home)
-    assert not np.array_equal(vectors_of(home, adapted_version)[1], vecs)
-    shoplens(home, "index", "--rollback")
-    assert current(home) == base
-    shoplens(home, "index", "--rollback")
-    assert current(home) == adapted_version
+    adapted_vecs = vectors_of(home, adapted_version)[1]
+    assert not np.array_equal(adapted_vecs, vecs)
     shoplens(home, "adapt", "--reset")
     reset_keys, reset_vecs = vectors_of(home, current(home))
     assert np.array_equal(reset_keys, keys) and reset_vecs.tobytes() == vecs.tobytes()
     manifest = json.loads((home / "index" / current(home) / "manifest.json").read_text())
     assert manifest["model"].startswith("shoplens-lite@")
+    shoplens(home, "index", "--rollback")  # from the reset version back to the adapted one, and its model
+    assert current(home) == adapted_version
+    assert vectors_of(home, adapted_version)[1].tobytes() == adapted_vecs.tobytes()
+    from indexer.config import load_settings
+    from indexer.model.adapted import home_model_spec
+
+    assert home_model_spec(load_settings(home=home)).startswith("local-dir:")
 
 
 def test_a_killed_adapt_leaves_the_published_version_untouched(tmp_path):
