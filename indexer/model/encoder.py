@@ -4,7 +4,8 @@ Specs (all built through open_clip):
 - a registered model name (`shoplens-lite`, the default; see `indexer/model/configs/`), optionally with the
   `@fingerprint` suffix that `Encoder.name` carries;
 - `ARCH:/path/to/checkpoint.pt`: an open_clip architecture with a local checkpoint file;
-- `local-dir:/path` (or a plain folder path): a folder with `open_clip_config.json` and its weights;
+- `local-dir:/path` (or a plain folder path): a folder with `open_clip_config.json` and its weights, or a home's
+  adapted model (`shoplens_model.json`, indexer/model/adapted.py);
 - `ARCH:TAG`: an open_clip pretrained tag, fetched from the model hub, so only where a hub is reachable.
 A spec that can't be had raises `WeightsUnavailable` with one line that names the offline alternatives.
 """
