@@ -2,7 +2,7 @@
 each room, whole-photo query (scene=off, the baseline) against region search (scene=on), plus the latency of both
 over real HTTP (a werkzeug server thread in this process, requests sent with `requests`, the client's own time
 included). What scene=auto would answer is the scene=on result where the engine's own scene test
-(`search.ranking.scene.is_scene` on the photo's detection crops, run here beside the server) calls the photo a
+(`search.ranking.scene.detect_scene`, run here beside the server) calls the photo a
 scene, else the scene=off result: the same two rankings, without a third HTTP query per room.
 
 Relevance is binary, by image: the engine folds products with byte-identical images into one result (an image
@@ -33,7 +33,7 @@ from PIL import Image
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from indexer.config import load_settings
-from search.ranking.scene import detection_boxes, encode_regions, is_scene
+from search.ranking.scene import detect_scene
 from web.app import create_app
 from web.services import services
 
@@ -104,8 +104,7 @@ def main() -> None:
             row[mode] = metrics(ids, relevant, group)
             assert body["query"]["scene"] == (mode == "on")
         image = Image.open(io.BytesIO(photo)).convert("RGB")
-        vectors = encode_regions(engine.encoder(), image, detection_boxes(image))
-        row["auto_scene"] = is_scene(vectors[0], vectors[1:], threshold)
+        row["auto_scene"] = detect_scene(engine.encoder(), image, threshold) is not None
         row["auto"] = row["on"] if row["auto_scene"] else row["off"]
         per_room.append(row)
         log.info("%s %s", room["query_id"], {m: round(row[m]["ndcg@10"], 3) for m in (*MODES, "auto")})

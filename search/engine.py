@@ -27,10 +27,9 @@ from search.dedupe import collapse
 from search.filters import Filters
 from search.products import ProductTable
 from search.query import Hit, Query, Ranking, SearchResult, split_negative
-from search.regions import Box
 from search.ranking.floors import text_floor
 from search.ranking.photo import rank_photo
-from search.ranking.scene import SceneRanking, detection_boxes, encode_regions, is_scene, rank_scene
+from search.ranking.scene import SceneRanking, detect_scene, rank_scene
 from search.ranking.similar import rank_similar
 from search.ranking.text import rank_text
 from search.state import IndexState
@@ -123,7 +122,7 @@ class SearchEngine:
 
     def _scene(self, state: IndexState, query: Query, text: str, allowed: np.ndarray | None,
                timer: StageTimer) -> SceneRanking | None:
-        """The photo searched region by region when it is a scene (`scene` on, or auto and `is_scene` says so),
+        """The photo searched region by region when it is a scene (`scene` on, or auto and `detect_scene` says so),
         else None: a product photo, or a photo with words, is answered as a photo alone always was."""
         setting = query.scene or self.config.scene
         if setting not in SCENE_MODES:
@@ -134,12 +133,10 @@ class SearchEngine:
             return None
         known = None
         if setting == "auto":
-            boxes = detection_boxes(query.image)
             with timer.stage("encode"):
-                vectors = encode_regions(self.encoder(), query.image, boxes)
-            if not is_scene(vectors[0], vectors[1:], self.config.scene_threshold):
+                known = detect_scene(self.encoder(), query.image, self.config.scene_threshold)
+            if known is None:
                 return None
-            known = ([Box(0, 0, query.image.width, query.image.height), *boxes], vectors)
         return rank_scene(state, self.config, self.encoder, query.image, allowed, timer, known)
 
     def _photo_words(self, state: IndexState, image: Image.Image, timer: StageTimer) -> str:

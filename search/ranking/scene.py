@@ -56,6 +56,16 @@ def detection_boxes(image: Image.Image) -> list[Box]:
     return grid_boxes(image.width, image.height, [DETECT_SCALE], DETECT_OVERLAP)
 
 
+def detect_scene(encoder: Encoder, image: Image.Image, threshold: float) -> tuple[list[Box], np.ndarray] | None:
+    """When `image` is a scene, the boxes encoded to tell (the whole photo first) and their vectors, for
+    `rank_scene` to search; None for a product photo (whose answer is then the photo search's, unchanged)."""
+    boxes = detection_boxes(image)
+    vectors = encode_regions(encoder, image, boxes)
+    if not is_scene(vectors[0], vectors[1:], threshold):
+        return None
+    return [Box(0, 0, *image.size), *boxes], vectors
+
+
 def is_scene(whole: np.ndarray, crops: np.ndarray, threshold: float) -> bool:
     """A scene when the large crops' mean cosine with the whole photo is under `threshold` (their vectors are
     L2-normalised): a product photo's crops are parts of that product, a room's are other objects."""
@@ -68,7 +78,7 @@ def rank_scene(state: IndexState, config: SearchSettings, encoder: Callable[[], 
                allowed: np.ndarray | None, timer: StageTimer,
                known: tuple[list[Box], np.ndarray] | None = None) -> SceneRanking:
     """Rank products for a scene photo. `known` holds boxes already encoded, the whole photo first, with their
-    vectors (as `encode_regions` returns them), so scene detection's crops are not encoded twice."""
+    vectors (as `detect_scene` returns them), so scene detection's crops are not encoded twice."""
     boxes, vectors = (list(known[0]), [known[1]]) if known is not None else ([Box(0, 0, *image.size)], [])
     with timer.stage("regions"):
         have = set(boxes)
