@@ -93,3 +93,32 @@ def test_an_unfaithful_export_falls_back_to_eager_and_says_why(tmp_path, caplog,
     with caplog.at_level(logging.WARNING, logger="indexer.model.encoder"):
         again.use_runtime("onnx", tmp_path)  # the same weights: refused at once, from the recorded reason
     assert again.runtime == "eager" and "the trace lost it" in caplog.text
+
+
+class _Attention(torch.nn.Module):
+    """Both towers through nn.MultiheadAttention, as open_clip's ViTs are: without grad its fused fast path runs,
+    an operator ONNX cannot spell."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.embed = torch.nn.Embedding(10, 16)
+        self.patch = torch.nn.Linear(12, 16)
+        self.attn = torch.nn.MultiheadAttention(16, 2, batch_first=True)
+
+    def _pool(self, x: torch.Tensor) -> torch.Tensor:
+        return self.attn(x, x, x, need_weights=False)[0].mean(1)
+
+    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
+        return self._pool(self.patch(images.flatten(2).transpose(1, 2).reshape(images.shape[0], -1, 12)))
+
+    def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self._pool(self.embed(tokens))
+
+
+def test_a_model_with_fused_attention_exports_and_matches_eager(tmp_path):
+    enc = Encoder("attention", _Attention(), lambda texts: torch.arange(len(texts) * 6).reshape(-1, 6) % 10,
+                  lambda im: torch.rand(3, 8, 8), dim=16)
+    enc.use_runtime("onnx", tmp_path)
+    assert enc.runtime == "onnx"
+    assert torch.backends.mha.get_fastpath_enabled()  # switched off for the export only
