@@ -12,7 +12,8 @@ import torch
 from PIL import Image
 
 from indexer.config import load_settings
-from indexer.model.encoder import Encoder, _build, load_encoder
+from indexer.model.encoder import DEFAULT_BATCHES, Batches, Encoder, _build, load_encoder
+from indexer.model.registry import load_model_config
 from indexer.model import runtime
 from indexer_data import MYNTRA
 
@@ -45,6 +46,20 @@ def test_fast_path_gives_the_eager_vectors_and_rankings(encoders, products):
     top_f = np.argsort(-(texts_f @ images_f.T), axis=1)[:, :10]
     assert (top_e == top_f).mean() >= 0.99
     assert fast.encode_texts([]).shape == (0, fast.dim)  # an empty batch stays a (0, dim) array
+
+
+def test_batch_sizes_come_from_the_model_description_per_runtime(encoders, products):
+    eager, fast = encoders
+    described = load_model_config("shoplens-lite")["batches"]
+    assert fast.batches == Batches(**described["onnx"]) and eager.batches == Batches(**described["eager"])
+    assert Batches.by_runtime({"onnx": {"image": 2, "text": 3}}) == {**DEFAULT_BATCHES, "onnx": Batches(2, 3)}
+    titles, _ = products
+    whole = fast.encode_texts(titles[:10])
+    fast.batches = Batches(image=1, text=3)  # how many go through one forward pass does not change the vectors
+    try:
+        assert (whole * fast.encode_texts(titles[:10])).sum(1).min() >= 0.999
+    finally:
+        fast.batches = Batches(**described["onnx"])
 
 
 def test_export_is_reused_and_rebuilt_when_weights_change(tmp_path, monkeypatch):
