@@ -3,8 +3,7 @@
     .venv/bin/python bench/adapt.py [--write] [--only ikea,grocery,myntra]
 
 Every figure comes from real homes built with the real CLI (`shoplens index`, then `shoplens adapt --json`) and
-queried through the real engine, before (the installed model's version, reached with `shoplens index --rollback`
-and back) and after adaptation:
+queried through the real engine, before (the installed model's version) and after adaptation:
 1. IKEA (2,187 products): `adapt`'s own held-out metrics (10% of the products, seed 0, never trained on; candidates
    = the held-out products), and the held-out titles as `image`-mode queries against the whole catalog.
 2. Grocery (81 products, all adapted on: `--holdout 0`): the 296 in-store photos (never used by adaptation) →
@@ -122,30 +121,36 @@ def photo_queries(home: Path, read: bool) -> dict:
     return {k: _recalls(v) for k, v in ranks.items()}
 
 
-def _heldout_ids(summary: dict, home: Path) -> list[str]:
+def _heldout_ids(home: Path, holdout: float = 0.1) -> list[str]:
+    """The products `shoplens adapt --holdout` holds out (the same deterministic split, computed beforehand)."""
+    from indexer.adaptation import _items, adapt_recipe, split_products
     from indexer.config import load_settings
-    from indexer.model.adapted import TRAINED_ON_FILE, folder_of
-    from indexer.store import Product, open_store
-    from sqlalchemy import select
+    from indexer.store import open_store
 
-    trained = set((folder_of(summary["model"]) / TRAINED_ON_FILE).read_text().split())
-    with open_store(load_settings(home=home).db_url).session() as s:
-        ids = list(s.scalars(select(Product.id).where(Product.status == "active")))
-    return sorted(set(ids) - trained)
+    settings = load_settings(home=home)
+    items = _items(open_store(settings.db_url), settings.max_image_pixels, settings.max_image_bytes)
+    held = split_products([i.id for i in items], holdout=holdout, exclude=frozenset(), val=adapt_recipe(0).val,
+                          seed=0)[2]
+    return [items[i].id for i in held]
 
 
-def _before_after(home: Path, measure) -> dict:
-    """`measure(home)` on the adapted version and on the installed model's one (rollback, then back)."""
-    after = measure(home)
-    shoplens(home, "index", "--rollback")
+def _home(name: str, catalog: Path, mapping: list[str], reuse: bool, *extra: str) -> Path:
+    """The bench's home for a catalog: built fresh, or with `reuse` the one a previous run indexed."""
+    home = OUT / name
+    if reuse and (home / "index" / "CURRENT").is_file():
+        return home
+    return fresh_home(name, catalog, mapping, *extra)
+
+
+def _measured(home: Path, measure, *adapt_args: str) -> tuple[dict, dict]:
+    """(adapt summary, {"before", "after"}): `measure(home)` on the published version, then adapt and again."""
     before = measure(home)
-    shoplens(home, "index", "--rollback")
-    return {"before": before, "after": after}
+    summary = adapt(home, *adapt_args)
+    return summary, {"before": before, "after": measure(home)}
 
 
-def ikea_bench() -> dict:
-    home = fresh_home("ikea-home", IKEA / "products.csv", IKEA_MAP)
-    summary = adapt(home)
+def ikea_bench(reuse: bool) -> dict:
+    home = _home("ikea-home", IKEA / "products.csv", IKEA_MAP, reuse)
     with (IKEA / "products.csv").open(encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     with (IKEA / "product_attributes.csv").open(encoding="utf-8") as f:
@@ -156,17 +161,19 @@ def ikea_bench() -> dict:
         same_image.setdefault(digest, set()).add(pid)
     relevant = {pid: same_image[md5[pid]] | {q for q, t in titles.items() if t.lower() == titles[pid].lower()}
                 for pid in titles}
-    held = _heldout_ids(summary, home)
-    whole = _before_after(home, lambda h: title_queries(h, held, titles, relevant))
+    held = _heldout_ids(home)
+    summary, whole = _measured(home, lambda h: title_queries(h, held, titles, relevant))
     return {"adapt": summary, "whole_catalog_title_to_image": whole, "home": str(home)}
 
 
-def grocery_bench() -> dict:
-    home = fresh_home("grocery-home", GROCERY / "products.csv", GROCERY_MAP)
-    summary = adapt(home, "--holdout", "0")  # the test set is the in-store photos, which adaptation never sees
-    photos = {"read": _before_after(home, lambda h: photo_queries(h, True)),
-              "no_read": _before_after(home, lambda h: photo_queries(h, False))}
-    return {"adapt": summary, "photos": photos, "home": str(home)}
+def grocery_bench(reuse: bool) -> dict:
+    home = _home("grocery-home", GROCERY / "products.csv", GROCERY_MAP, reuse)
+    before_no_read = photo_queries(home, False)
+    # --holdout 0: the test set is the in-store photos, which adaptation never sees
+    summary, read = _measured(home, lambda h: photo_queries(h, True), "--holdout", "0")
+    return {"adapt": summary, "photos": {"read": read, "no_read": {"before": before_no_read,
+                                                                     "after": photo_queries(home, False)}},
+            "home": str(home)}
 
 
 def myntra_subset(n: int) -> Path:
@@ -190,9 +197,9 @@ def myntra_subset(n: int) -> Path:
     return path
 
 
-def myntra_bench(n: int) -> dict:
+def myntra_bench(n: int, reuse: bool) -> dict:
     catalog = myntra_subset(n)
-    home = fresh_home("myntra-home", catalog, MYNTRA_MAP, "--images-root", str(MYNTRA))
+    home = _home("myntra-home", catalog, MYNTRA_MAP, reuse, "--images-root", str(MYNTRA))
     summary = adapt(home)
     return {"adapt": summary, "home": str(home)}
 
@@ -276,6 +283,7 @@ def main() -> None:
     parser.add_argument("--only", default="ikea,grocery,myntra,forgetting")
     parser.add_argument("--myntra-n", type=int, default=1000)
     parser.add_argument("--write", action="store_true")
+    parser.add_argument("--reuse", action="store_true", help="Keep the homes a previous run indexed (and adapted).")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     OUT.mkdir(parents=True, exist_ok=True)
@@ -283,11 +291,11 @@ def main() -> None:
     results = json.loads(path.read_text()) if path.is_file() else {}
     for part in args.only.split(","):
         if part == "ikea":
-            results["ikea"] = ikea_bench()
+            results["ikea"] = ikea_bench(args.reuse)
         elif part == "grocery":
-            results["grocery"] = grocery_bench()
+            results["grocery"] = grocery_bench(args.reuse)
         elif part == "myntra":
-            results["myntra"] = myntra_bench(args.myntra_n)
+            results["myntra"] = myntra_bench(args.myntra_n, args.reuse)
         elif part == "forgetting":
             results["forgetting"] = forgetting(results["ikea"]["adapt"]["model"], args.myntra_n)
         path.write_text(json.dumps(results, indent=1, ensure_ascii=False))

@@ -75,9 +75,13 @@ class SearchEngine:
                                     cache_dir=self.settings.model_cache_dir, runtime=self.settings.inference)
 
     def warm_up(self) -> str:
-        """Load the index, the product facts and the model, and run one query; returns the index version."""
+        """Load the index, the product facts and the model, and run both towers once (the first run of a runtime
+        session allocates its buffers), so no shopper's first text or photo query pays for it; returns the
+        index version."""
         state = self.state()
-        self.encoder().encode_texts(["warm up"])
+        encoder = self.encoder()
+        encoder.encode_texts(["warm up"])
+        encoder.encode_images([Image.new("RGB", (64, 64), "white")])
         for kind in {self.config.hybrid_kind, self.config.image_kind, self.config.similar_kind}:
             if kind in state.version.manifest["kinds"]:
                 state.version.index(kind)

@@ -267,6 +267,24 @@ def test_status_health_metrics_and_openapi(client):
     assert q["schema"]["maxLength"] == 512
 
 
+def _cache_counts(client) -> dict[str, float]:
+    lines = client.get("/metrics").data.decode().splitlines()
+    return {line.split()[0].removeprefix("shoplens_query_cache_"): float(line.split()[1]) for line in lines
+            if line.startswith("shoplens_query_cache_")}
+
+
+def test_metrics_report_the_query_cache_and_a_repeated_query_hits_it(client):
+    query = "/api/v1/search?q=navy+linen+shirt+for+a+cache+test&mode=text"
+    before = _cache_counts(client)
+    first = client.get(query).get_json()
+    after_first = _cache_counts(client)
+    second = client.get(query).get_json()
+    after_second = _cache_counts(client)
+    assert after_first["misses"] == before["misses"] + 1 and after_first["entries"] == before["entries"] + 1
+    assert after_second["hits"] == after_first["hits"] + 1 and after_second["misses"] == after_first["misses"]
+    assert [h["id"] for h in second["results"]] == [h["id"] for h in first["results"]]
+
+
 def test_suggestions(client):
     body = client.get("/api/v1/suggest?q=wat").get_json()
     assert body["suggestions"] and body["suggestions"][0]["text"].lower().startswith("wat")

@@ -12,7 +12,8 @@ import torch
 from PIL import Image
 
 from indexer.config import load_settings
-from indexer.model.encoder import Encoder, _build, load_encoder
+from indexer.model.encoder import DEFAULT_BATCHES, Batches, Encoder, _build, load_encoder
+from indexer.model.registry import load_model_config
 from indexer.model import runtime
 from indexer_data import MYNTRA
 
@@ -45,6 +46,20 @@ def test_fast_path_gives_the_eager_vectors_and_rankings(encoders, products):
     top_f = np.argsort(-(texts_f @ images_f.T), axis=1)[:, :10]
     assert (top_e == top_f).mean() >= 0.99
     assert fast.encode_texts([]).shape == (0, fast.dim)  # an empty batch stays a (0, dim) array
+
+
+def test_batch_sizes_come_from_the_model_description_per_runtime(encoders, products):
+    eager, fast = encoders
+    described = load_model_config("shoplens-lite")["batches"]
+    assert fast.batches == Batches(**described["onnx"]) and eager.batches == Batches(**described["eager"])
+    assert Batches.by_runtime({"onnx": {"image": 2, "text": 3}}) == {**DEFAULT_BATCHES, "onnx": Batches(2, 3)}
+    titles, _ = products
+    whole = fast.encode_texts(titles[:10])
+    fast.batches = Batches(image=1, text=3)  # how many go through one forward pass does not change the vectors
+    try:
+        assert (whole * fast.encode_texts(titles[:10])).sum(1).min() >= 0.999
+    finally:
+        fast.batches = Batches(**described["onnx"])
 
 
 def test_export_is_reused_and_rebuilt_when_weights_change(tmp_path, monkeypatch):
@@ -93,3 +108,32 @@ def test_an_unfaithful_export_falls_back_to_eager_and_says_why(tmp_path, caplog,
     with caplog.at_level(logging.WARNING, logger="indexer.model.encoder"):
         again.use_runtime("onnx", tmp_path)  # the same weights: refused at once, from the recorded reason
     assert again.runtime == "eager" and "the trace lost it" in caplog.text
+
+
+class _Attention(torch.nn.Module):
+    """Both towers through nn.MultiheadAttention, as open_clip's ViTs are: without grad its fused fast path runs,
+    an operator ONNX cannot spell."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.embed = torch.nn.Embedding(10, 16)
+        self.patch = torch.nn.Linear(12, 16)
+        self.attn = torch.nn.MultiheadAttention(16, 2, batch_first=True)
+
+    def _pool(self, x: torch.Tensor) -> torch.Tensor:
+        return self.attn(x, x, x, need_weights=False)[0].mean(1)
+
+    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
+        return self._pool(self.patch(images.flatten(2).transpose(1, 2).reshape(images.shape[0], -1, 12)))
+
+    def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self._pool(self.embed(tokens))
+
+
+def test_a_model_with_fused_attention_exports_and_matches_eager(tmp_path):
+    enc = Encoder("attention", _Attention(), lambda texts: torch.arange(len(texts) * 6).reshape(-1, 6) % 10,
+                  lambda im: torch.rand(3, 8, 8), dim=16)
+    enc.use_runtime("onnx", tmp_path)
+    assert enc.runtime == "onnx"
+    assert torch.backends.mha.get_fastpath_enabled()  # switched off for the export only

@@ -43,6 +43,10 @@ def test_serve_runs_workers_that_report_the_index_version(real_home):
             assert requests.get(url + "/api/v1/search", params={"q": "watch"}, timeout=60).status_code == 200
         metrics = requests.get(url + "/metrics", timeout=10).text
         assert 'shoplens_stage_seconds_count{kind="text",stage="encode"}' in metrics
+        # Six equal queries over two workers: each worker encodes it once, the cache answers the rest.
+        cache = {line.split()[0]: float(line.split()[1]) for line in metrics.splitlines()
+                 if line.startswith("shoplens_query_cache_")}
+        assert cache["shoplens_query_cache_misses"] <= 2 and cache["shoplens_query_cache_hits"] >= 4, cache
         assert requests.get(url + "/api/v1/search", params={"k": "x"}, timeout=10).status_code == 400
     finally:
         proc.terminate()

@@ -13,6 +13,7 @@ import click
 from indexer import commands as indexer_commands
 from indexer.config import load_settings
 from indexer.errors import ShopLensError
+from indexer.memory import tune_malloc
 from search import cli as search_commands
 from web import commands as web_commands
 
@@ -52,6 +53,7 @@ for area in (indexer_commands, search_commands, web_commands):
 
 
 def main() -> None:
+    tune_malloc()  # before torch and the decoders allocate; gunicorn's workers inherit it
     cli(prog_name="shoplens")
 
 

@@ -1,8 +1,9 @@
 """Prometheus metrics at /metrics: request latency per endpoint, and query latency split by stage.
 
 Stages: encode (query to vector), vector_search (FAISS), lexical (BM25), metadata (filters, facets, product
-facts) and render (JSON or HTML). With several gunicorn workers, `shoplens serve` sets PROMETHEUS_MULTIPROC_DIR
-and /metrics merges every worker's numbers.
+facts) and render (JSON or HTML). The query-encoding cache's hits, misses and entries (`shoplens_query_cache_*`)
+say whether repeated queries skip the model. With several gunicorn workers, `shoplens serve` sets
+PROMETHEUS_MULTIPROC_DIR and /metrics merges every worker's numbers.
 """
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import os
 import time
 
 from flask import Flask, Response, g, request
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from search.ranking.text import query_cache_info
 
 STAGES = ("encode", "vector_search", "lexical", "metadata", "render")
 BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -27,6 +30,18 @@ class Metrics:
                                  ["endpoint", "method"], buckets=BUCKETS, registry=self.registry)
         self.responses = Counter("shoplens_responses", "Responses by endpoint and status",
                                  ["endpoint", "status"], registry=self.registry)
+        # Gauges set from the cache's own counts (functools keeps them); livesum adds up the live workers.
+        self.cache = {field: Gauge(f"shoplens_query_cache_{field}", f"Query-encoding cache: {meaning}",
+                                   registry=self.registry, multiprocess_mode="livesum")
+                      for field, meaning in (("hits", "queries answered without the model"),
+                                             ("misses", "queries encoded by the model"),
+                                             ("entries", "encodings held"))}
+
+    def observe_cache(self) -> None:
+        """Copy this process's query-cache counts into the gauges."""
+        info = query_cache_info()
+        for field, value in (("hits", info.hits), ("misses", info.misses), ("entries", info.size)):
+            self.cache[field].set(value)
 
     def observe_stages(self, timings: dict[str, float], kind: str) -> None:
         for stage, seconds in timings.items():
@@ -59,10 +74,12 @@ def install_metrics(app: Flask) -> Metrics:
         if started is not None:
             metrics.request.labels(endpoint=endpoint, method=request.method).observe(time.perf_counter() - started)
         metrics.responses.labels(endpoint=endpoint, status=str(response.status_code)).inc()
+        metrics.observe_cache()
         return response
 
     @app.get("/metrics")
     def prometheus_metrics():
+        metrics.observe_cache()
         return Response(metrics.exposition(), mimetype=CONTENT_TYPE_LATEST)
 
     return metrics

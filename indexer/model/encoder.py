@@ -15,6 +15,7 @@ import logging
 import os
 import socket
 import threading
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable
@@ -27,7 +28,7 @@ from PIL import Image
 from indexer.config import DEFAULT_MODEL, load_settings
 from indexer.errors import WeightsUnavailable
 from indexer.model.adapted import is_adapted_folder, read_model_file, spec_of
-from indexer.model.registry import registered_models
+from indexer.model.registry import load_model_config, registered_models
 from indexer.model.runtime import ExportFailed, Towers, load_towers, trim_tokens
 
 log = logging.getLogger(__name__)
@@ -37,38 +38,56 @@ OFFLINE_ALTERNATIVES = ("use an offline model instead: 'shoplens-lite' (the defa
                         "'ARCH:/path/to/checkpoint.pt', or 'local-dir:/path/to/folder' with open_clip_config.json.")
 
 
-# Forward passes run this many inputs at a time, however many a caller hands over. On the 2-core CPU machines
-# small batches are the fastest (activations stay in cache): shoplens-lite images/s at batch 1 / 4 / 8 / 16 / 32 /
-# 64 measured 48 / 75 / 58-62 / 46 / 33 / 29, titles+descriptions texts/s at 8 / 16 / 32 / 64: 130 / 105 / 104 / 91.
-FORWARD_BATCH = 8
+@dataclass(frozen=True)
+class Batches:
+    """How many inputs one forward pass of each tower takes, however many a caller hands over. Part of a model's
+    description, per runtime (eager | onnx): a registered model's config carries its own ("batches"), an open_clip
+    architecture has a measured default in `ARCH_BATCHES`, any other model `DEFAULT_BATCHES`."""
+    image: int = 8
+    text: int = 8
+
+    @classmethod
+    def by_runtime(cls, described: dict[str, dict[str, int]]) -> dict[str, Batches]:
+        """`{"eager": {"image": 8, "text": 8}, "onnx": {...}}` (a config's "batches") as Batches, defaults filled."""
+        return {**DEFAULT_BATCHES, **{runtime: cls(**sizes) for runtime, sizes in described.items()}}
+
+
+# Measured with bench/encode.py --batches 1,4,8,16,32 on the 2-core machine (bench/RESULTS.md "encode: ViT-B-32"):
+# eager PyTorch's ViT wants more rows per matrix product (images 16-32, texts 32); on ONNX Runtime 8 is as fast
+# as any. A CNN's small batches keep activations in cache (shoplens-lite's config: images 4, texts 8).
+DEFAULT_BATCHES = {"eager": Batches(8, 8), "onnx": Batches(8, 8)}
+ARCH_BATCHES = {"ViT-B-32": {"eager": Batches(image=16, text=32), "onnx": Batches(image=8, text=8)}}
 
 
 class Encoder:
     """Batched, inference-mode encoding with one model; see docs/ARCHITECTURE.md for the contract."""
 
     def __init__(self, name: str, model: torch.nn.Module, tokenizer: Callable, preprocess: Callable, dim: int,
-                 batch_size: int = FORWARD_BATCH) -> None:
+                 batches: dict[str, Batches] | None = None) -> None:
         self.name = name
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.preprocess = preprocess
         self.dim = dim
-        self.batch_size = batch_size
+        self.batches_by_runtime = batches or DEFAULT_BATCHES
+        self.batches = self.batches_by_runtime["eager"]  # the runtime's, once `use_runtime` chose it
         self.towers: Towers | None = None  # the ONNX fast path, when `use_runtime` installed one
 
     @property
     def runtime(self) -> str:
         return "onnx" if self.towers is not None else "eager"
 
-    def use_runtime(self, runtime: str, cache_dir: Path) -> None:
+    def use_runtime(self, runtime: str, cache_dir: Path, threads: int | None = None) -> None:
         """Run both towers on ONNX Runtime (`onnx`, or `auto`) when the export works and matches eager PyTorch;
-        otherwise stay on eager PyTorch and log why."""
+        otherwise stay on eager PyTorch and log why. `threads`: ONNX Runtime's intra-op threads (default torch's,
+        which `shoplens serve` sets per worker)."""
         if runtime == "eager":
             return
         try:
             image_size = tuple(self.preprocess(Image.new("RGB", (64, 64))).shape)
             probe = self.tokenizer(["a red cotton t-shirt for men", "black leather strap watch", "x"])
-            self.towers = load_towers(self.model, cache_dir, image_size, probe)
+            self.towers = load_towers(self.model, cache_dir, image_size, probe, threads)
+            self.batches = self.batches_by_runtime["onnx"]
         except (ExportFailed, ImportError) as exc:
             log.log(logging.WARNING if runtime == "onnx" else logging.INFO,
                     "%s runs on eager PyTorch: %s", self.name, exc)
@@ -76,35 +95,37 @@ class Encoder:
     def __repr__(self) -> str:
         return f"Encoder({self.name!r}, dim={self.dim})"
 
-    def _batched(self, items, fn: Callable[[object], torch.Tensor]) -> np.ndarray:
+    def _batched(self, items, fn: Callable[[object], torch.Tensor], size: int) -> np.ndarray:
         if len(items) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
         out = []
         with torch.inference_mode():
-            for i in range(0, len(items), self.batch_size):
-                out.append(F.normalize(fn(items[i:i + self.batch_size]).float(), dim=-1).numpy())
+            for i in range(0, len(items), size):
+                out.append(F.normalize(fn(items[i:i + size]).float(), dim=-1).numpy())
         return np.ascontiguousarray(np.concatenate(out), dtype=np.float32)
 
     def encode_image_tensors(self, batch: torch.Tensor) -> np.ndarray:
         """Vectors (n, dim) of images already through `preprocess` and stacked."""
         if self.towers is None:
-            return self._batched(batch, self.model.encode_image)
+            return self._batched(batch, self.model.encode_image, self.batches.image)
         run = self.towers.image
-        return self._batched(batch, lambda chunk: torch.from_numpy(run(np.ascontiguousarray(chunk.numpy()))))
+        return self._batched(batch, lambda chunk: torch.from_numpy(run(np.ascontiguousarray(chunk.numpy()))),
+                             self.batches.image)
 
     def encode_images(self, images: list[Image.Image]) -> np.ndarray:
         """Vectors (n, dim) of PIL images (any mode; converted to RGB by `preprocess`)."""
         if not images:
-            return self._batched([], None)
+            return self._batched([], None, 1)
         return self.encode_image_tensors(torch.stack([self.preprocess(im) for im in images]))
 
     def encode_texts(self, texts: list[str]) -> np.ndarray:
         """Vectors (n, dim) of strings (tokenised and truncated to the model's context length)."""
         if self.towers is None:
-            return self._batched(list(texts), lambda chunk: self.model.encode_text(self.tokenizer(chunk)))
+            return self._batched(list(texts), lambda chunk: self.model.encode_text(self.tokenizer(chunk)),
+                                 self.batches.text)
         run = self.towers.text
         return self._batched(list(texts), lambda chunk: torch.from_numpy(
-            run(trim_tokens(self.model, self.tokenizer(chunk)).numpy())))
+            run(trim_tokens(self.model, self.tokenizer(chunk)).numpy())), self.batches.text)
 
 
 def load_encoder(spec: str | None = None, *, cache_dir: Path | None = None, runtime: str | None = None) -> Encoder:
@@ -169,7 +190,7 @@ def _registered(name: str, spec: str, cache_dir: Path) -> Encoder:
     if "@" in spec and spec != canonical:
         log.warning("model spec %s asks for other weights than the installed ones (%s): vectors made with "
                     "the old weights should be rebuilt", spec, canonical)
-    return Encoder(canonical, model, tokenizer, preprocess, model.dim)
+    return Encoder(canonical, model, tokenizer, preprocess, model.dim, _described_batches(name))
 
 
 def _adapted(folder: Path, cache_dir: Path) -> Encoder:
@@ -180,15 +201,22 @@ def _adapted(folder: Path, cache_dir: Path) -> Encoder:
     info = read_model_file(folder)
     model, tokenizer, preprocess, _ = build_lite(info["base"], cache_dir, heads_path=folder / info["heads"],
                                                  blend=Blend(**info["blend"]) if "blend" in info else None)
-    return Encoder(spec_of(folder), model, tokenizer, preprocess, model.dim)
+    return Encoder(spec_of(folder), model, tokenizer, preprocess, model.dim, _described_batches(info["base"]))
 
 
-def _from_open_clip(name: str, model: torch.nn.Module, preprocess: Callable, tokenizer_name: str) -> Encoder:
+def _described_batches(name: str) -> dict[str, Batches]:
+    """The batch sizes a registered model's config describes (its "batches"), defaults for what it leaves out."""
+    return Batches.by_runtime(load_model_config(name).get("batches", {}))
+
+
+def _from_open_clip(name: str, model: torch.nn.Module, preprocess: Callable, tokenizer_name: str,
+                    arch: str | None = None) -> Encoder:
     import open_clip
 
     dim = model.text_projection.shape[1] if getattr(model, "text_projection", None) is not None else None
     dim = dim or int(model.encode_text(open_clip.get_tokenizer(tokenizer_name)(["x"])).shape[-1])
-    return Encoder(name, model, open_clip.get_tokenizer(tokenizer_name), preprocess, dim)
+    return Encoder(name, model, open_clip.get_tokenizer(tokenizer_name), preprocess, dim,
+                   ARCH_BATCHES.get(arch or ""))
 
 
 def _open_clip_local_dir(path: str) -> Encoder:
@@ -233,7 +261,7 @@ def _open_clip_arch(arch: str, source: str, cache_dir: Path) -> Encoder:
     except Exception as exc:  # download errors, bad checkpoints: one line for the user
         what = "download the weights of" if is_tag else f"load the checkpoint {path} into"
         raise WeightsUnavailable(f"could not {what} {arch}: {_first_line(exc)}; {OFFLINE_ALTERNATIVES}") from exc
-    return _from_open_clip(f"{arch}:{source if is_tag else path}", model, preprocess, arch)
+    return _from_open_clip(f"{arch}:{source if is_tag else path}", model, preprocess, arch, arch)
 
 
 def _hub_reachable(timeout: float = 3.0) -> bool:

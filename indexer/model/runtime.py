@@ -14,9 +14,10 @@ import logging
 import os
 import tempfile
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -141,7 +142,9 @@ def _export(model: nn.Module, folder: Path, image_size: tuple[int, int, int], to
     # a new module is in training mode (BatchNorm would then normalise by batch statistics).
     image_tower, text_tower = _Image(model).eval(), _Text(model).eval()
     try:
-        with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+        # Without grad, nn.MultiheadAttention takes its fused fast path, an operator ONNX has no spelling for (an
+        # open_clip ViT failed to export with it); the plain path it traces instead computes the same thing.
+        with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings(), _mha_fastpath(False):
             warnings.simplefilter("ignore")  # tracer warnings about Python values: the check below is the judge
             torch.onnx.export(image_tower, (images,), str(staging / "image.onnx"), dynamo=False,
                               input_names=["images"], output_names=["vectors"], opset_version=OPSET,
@@ -162,6 +165,17 @@ def _export(model: nn.Module, folder: Path, image_size: tuple[int, int, int], to
                 f.unlink()
             staging.rmdir()
     log.info("exported %s's towers to ONNX in %s", type(model).__name__, folder)
+
+
+@contextmanager
+def _mha_fastpath(enabled: bool) -> Iterator[None]:
+    """nn.MultiheadAttention's fused inference path switched on or off for the block, then restored."""
+    before = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(enabled)
+    try:
+        yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(before)
 
 
 def _check(model: nn.Module, towers: Towers, image_size: tuple[int, int, int], tokens: torch.Tensor) -> None:

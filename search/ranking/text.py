@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -82,7 +82,24 @@ def text_vector(encoder: Encoder, text: str, negative: str, negative_weight: flo
     return _unit(_encode_text(encoder, text) - negative_weight * _encode_text(encoder, negative))
 
 
-@lru_cache(maxsize=4096)
+QUERY_CACHE_SIZE = 4096
+
+
+class QueryCacheInfo(NamedTuple):
+    """How well the query-encoding cache works in this process (for /metrics)."""
+    hits: int
+    misses: int
+    size: int
+    maxsize: int
+
+
+def query_cache_info() -> QueryCacheInfo:
+    """Hits, misses and entries of this process's query-encoding cache, so operators see whether it pays."""
+    info = _encode_text.cache_info()
+    return QueryCacheInfo(info.hits, info.misses, info.currsize, info.maxsize or 0)
+
+
+@lru_cache(maxsize=QUERY_CACHE_SIZE)
 def _encode_text(encoder: Encoder, text: str) -> np.ndarray:
     """A text's vector, cached: shoppers repeat queries (and suggestions), and encoding is most of a query's time."""
     vec = encoder.encode_texts([text])[0]
