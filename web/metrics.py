@@ -1,7 +1,7 @@
 """Prometheus metrics at /metrics: request latency per endpoint, and query latency split by stage.
 
-Stages: encode (query to vector), vector_search (FAISS), lexical (BM25), metadata (filters, facets, product
-facts) and render (JSON or HTML). The query-encoding cache's hits, misses and entries (`shoplens_query_cache_*`)
+Stages: encode (query to vector), regions (a scene photo's crops proposed), vector_search (FAISS), lexical
+(BM25), metadata (filters, facets, product facts) and render (JSON or HTML). The query-encoding cache's hits, misses and entries (`shoplens_query_cache_*`)
 say whether repeated queries skip the model. With several gunicorn workers, `shoplens serve` sets
 PROMETHEUS_MULTIPROC_DIR and /metrics merges every worker's numbers.
 """
@@ -15,7 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 
 from search.ranking.text import query_cache_info
 
-STAGES = ("encode", "vector_search", "lexical", "metadata", "render")
+STAGES = ("encode", "regions", "vector_search", "lexical", "metadata", "render")
 BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
