@@ -1,6 +1,7 @@
 """Reading the words printed on products (issue #12), on the real grocery cartons: the reader, its bad-input
 outcomes, reading once per image sha256 at index time, the printed words in the lexical index, photo queries
-fused with the photo's words, the product JSON, and `--read-text off` leaving everything as before."""
+fused with the photo's words, printed amounts ("1,5%") as search terms, the product JSON, the copywriter's
+printed-name fact and its grounding check, and `--read-text off` leaving everything as before."""
 from __future__ import annotations
 
 import csv
@@ -17,12 +18,15 @@ from indexer.config import load_settings
 from indexer.lexical import product_document
 from indexer.pipeline import IndexOptions, run_index
 from indexer.reading import READER_VERSION, load_reader
-from indexer.reading.words import TrigramIndex, fold, words
+from indexer.reading.words import TrigramIndex, fold, quantities, words
 from indexer.store import ImageText, Product, open_store
 from indexer.vectors import IndexReader
 from indexer_data import GROCERY, GROCERY_MAP, grocery_photo_queries, png_header_only, write_csv
 from search.engine import SearchEngine
 from search.query import Query
+from web.copywriter.facts import PRINTED_LABEL
+from web.copywriter.grounding import FactIndex, extract_claims
+from web.copywriter.service import CopyService
 
 ICONIC = GROCERY / "iconic"
 TROPICANA = ICONIC / "34_Tropicana-Apple-Juice.jpg"
@@ -171,3 +175,57 @@ def test_read_text_off_reads_nothing_and_indexes_as_before(tmp_path):
     hits = [(h.product.id, round(h.score, 6)) for h in engine.search(Query(image=image, collapse=False)).hits]
     assert hits == [(h.product.id, round(h.score, 6)) for h in looks_only.search(Query(image=image, collapse=False)).hits]
     assert "read_text" not in engine.search(Query(image=image)).timings
+
+
+def test_a_printed_amount_is_one_search_term_in_the_lexical_field_and_the_trigrams(grocery_home):
+    """Only the Garant medium-fat carton's catalogue image reads "1,5%" (the store titles' "1,5%" and "1.5%" are
+    split into digits by the tokeniser, so without amounts as terms neither query below matched it at all)."""
+    assert quantities("MJÖLK 1,5%") == quantities("1.5 %") == ["1_5pct"] and quantities("0,5 L 500 g") == ["0_5l", "500g"]
+    assert quantities("100 0 8") == []  # bare numbers, such as those read on an apple's skin, are not terms
+    engine = SearchEngine(load_settings(home=grocery_home))
+    for text in ("1.5%", "mellanmjölk 1,5%"):
+        assert engine.search(Query(text=text, mode="lexical", collapse=False)).hits[0].product.id == "42", text
+    state = engine.state()
+    match = state.printed.match("1,5%", titles=False)
+    assert max(match, key=match.get) == state.table.by_id["42"].key
+
+
+def _copy_facts(home: Path, product_ids: list[str]):
+    service = CopyService(load_settings(home=home), vision=False)
+    return {f.id: f for f in service.facts(product_ids)}
+
+
+def test_copy_facts_offer_only_printed_names_the_catalog_confirms(grocery_home):
+    facts = _copy_facts(grocery_home, ["35", "46", "60"])
+    golden = dict(facts["35"].prompt_facts())
+    # read as TROPICANA, CRAPEFRUIT, COLDEN: the misreads are recognised and given as the catalog spells them
+    assert golden[PRINTED_LABEL] == "Tropicana, Golden, Grapefruit"
+    assert "CRAPEFRUIT" in facts["35"].printed and "CRAPEFRUIT" not in facts["35"].evidence_text()
+    cream = facts["46"]
+    assert "12%FETT-3 DL" in cream.printed and dict(cream.prompt_facts())[PRINTED_LABEL] == "Arla"
+    assert "GRÄDDFIL" not in cream.evidence_text() and "3 DL" not in cream.evidence_text()
+    assert PRINTED_LABEL not in dict(facts["60"].prompt_facts())  # an aubergine: nothing legible was read
+    assert facts["35"].to_json()["printed"] == list(facts["35"].printed)
+
+
+def _claims(facts, text: str) -> list[tuple[str, bool, str]]:
+    return [(c.kind, c.supported, c.reason) for c in extract_claims(text, FactIndex(facts))
+            if c.kind in ("printed", "composition")]
+
+
+def test_grounding_accepts_printed_names_and_rejects_what_only_the_package_says(grocery_home):
+    facts = _copy_facts(grocery_home, ["35", "38", "42", "44", "45", "46", "55"])
+    assert _claims(facts["35"], "The carton reads Tropicana Golden Grapefruit.") == [("printed", True, "")]
+    # Arla's carton: nothing like TROPICANA was read on it, and the Oatly carton's brand did not read either
+    assert [c[:2] for c in _claims(facts["38"], "The carton reads Tropicana.")] == [("printed", False)]
+    assert "not read" in _claims(facts["44"], 'The pack says "Oatly".')[0][2]
+    # GRÄDDFIL is printed on the tub, but no catalog title or brand confirms it as this product's name
+    (kind, ok, reason), = _claims(facts["46"], 'The tub reads "GRÄDDFIL".')
+    assert (kind, ok) == ("printed", False) and "not a name the catalog gives" in reason
+    # Composition: 3%FETT is printed on the natural yoghurt only; HAVRE (oats) on the oat milk carton only
+    for pid, text in (("55", "It contains 3% fat."), ("45", "Made from havre and water.")):
+        (kind, ok, reason), = _claims(facts[pid], text)
+        assert (kind, ok) == ("composition", False) and "only printed on the package" in reason, text
+    # ... while the Garant carton's printed 1,5% is also in its catalog facts (store title, description)
+    assert _claims(facts["42"], "It contains 1.5% fat.") == [("composition", True, "")]
+    assert _claims(facts["42"], "It is ecological milk.") == []  # no package words claimed: the lexicon judges it
