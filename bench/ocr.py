@@ -393,6 +393,17 @@ def main() -> None:
         write_results(results)
 
 
+def _off_on_rows(label: str, figures: dict) -> list[str]:
+    """Markdown rows of R@1/R@5 with reading off and on, per split and photo group."""
+    rows = [f"| {label} | n | R@1 off | R@1 on | R@5 off | R@5 on |", "| --- | --- | --- | --- | --- | --- |"]
+    for split in ("all", "tuning", "held-out"):
+        for group in ("all", "packages", "produce"):
+            off, on = figures["off"][split][group], figures["on"][split][group]
+            rows.append(f"| {split} / {group} | {off['n']} | {off['recall@1']} | {on['recall@1']} | "
+                        f"{off['recall@5']} | {on['recall@5']} |")
+    return rows
+
+
 def write_results(results: dict) -> None:
     """Replace (or append) the `## ocr` section of bench/RESULTS.md with the figures' tables."""
     path = ROOT / "bench" / "RESULTS.md"
@@ -403,25 +414,13 @@ def write_results(results: dict) -> None:
              f"{photo['chosen_on_tuning']['weight']}, match floor {photo['chosen_on_tuning']['min']}. "
              f"{photo['photos_with_words']['all']} photos have legible words ({photo['photos_with_words']['packages']}"
              f" of the 100 package photos); reading gains the top hit on {photo['top1_gained_by_reading']} photos and "
-             f"loses it on {photo['top1_lost_by_reading']}.", "",
-             "| photos | n | R@1 off | R@1 on | R@5 off | R@5 on |", "| --- | --- | --- | --- | --- | --- |"]
-    for split in ("all", "tuning", "held-out"):
-        for group in ("all", "packages", "produce"):
-            off, on = photo["off"][split][group], photo["on"][split][group]
-            lines.append(f"| {split} / {group} | {off['n']} | {off['recall@1']} | {on['recall@1']} | "
-                         f"{off['recall@5']} | {on['recall@5']} |")
+             f"loses it on {photo['top1_lost_by_reading']}.", "", *_off_on_rows("photos", photo)]
     if "photo_text" in results:
         pt = results["photo_text"]
         lines += ["", f"Photo + typed text: each photo with its product's coarse type typed beside it (\"Milk\", "
                   f"\"Juice\"), the photo's words in the fusion (weight {pt['weight']}, floor {pt['min']}, as chosen "
                   f"above) vs without reading; reading gains the top hit on {pt['top1_gained_by_reading']} photos and "
-                  f"loses it on {pt['top1_lost_by_reading']}.", "",
-                  "| photo + text | n | R@1 off | R@1 on | R@5 off | R@5 on |", "| --- | --- | --- | --- | --- | --- |"]
-        for split in ("all", "tuning", "held-out"):
-            for group in ("all", "packages", "produce"):
-                off, on = pt["off"][split][group], pt["on"][split][group]
-                lines.append(f"| {split} / {group} | {off['n']} | {off['recall@1']} | {on['recall@1']} | "
-                             f"{off['recall@5']} | {on['recall@5']} |")
+                  f"loses it on {pt['top1_lost_by_reading']}.", "", *_off_on_rows("photo + text", pt)]
     if "variants" in photo:
         lines += ["", "Word matching for photo queries, variants tried (each with its own weight and floor chosen on "
                   "the tuning half; R@1 on all photos / packages):", "",
