@@ -18,6 +18,7 @@ from indexer.config import load_settings
 from indexer.lexical import product_document
 from indexer.pipeline import IndexOptions, run_index
 from indexer.reading import READER_VERSION, load_reader
+from indexer.reading.policy import auto_reads, spread
 from indexer.reading.words import TrigramIndex, fold, quantities, words
 from indexer.store import ImageText, Product, open_store
 from indexer.vectors import IndexReader
@@ -229,3 +230,14 @@ def test_grounding_accepts_printed_names_and_rejects_what_only_the_package_says(
     # ... while the Garant carton's printed 1,5% is also in its catalog facts (store title, description)
     assert _claims(facts["42"], "It contains 1.5% fat.") == [("composition", True, "")]
     assert _claims(facts["42"], "It is ecological milk.") == []  # no package words claimed: the lexicon judges it
+
+
+def test_auto_reads_a_second_interleaved_sample_only_where_the_first_is_unclear():
+    """The 1,000-product Myntra subset's first 16 sampled images held 4 with words (Levi's, LAKERS, ...): exactly
+    the threshold, where 16 images cannot tell a fashion catalog from a grocery one (half the cartons)."""
+    assert auto_reads(8, 16, final=False) is True and auto_reads(2, 16, final=False) is False
+    assert auto_reads(4, 16, final=False) is None
+    assert auto_reads(5, 32) is False and auto_reads(8, 32) is True and auto_reads(0, 0) is False
+    rows = list(range(1000))
+    first, second = spread(rows), spread(rows, offset=0.0)
+    assert len(second) == 16 and not set(first) & set(second) and spread(rows[:10]) == rows[:10]
