@@ -253,7 +253,7 @@ def photo_bench(home: Path) -> dict:
     assert on == _grid_ranks(chosen, components, photos, best["weight"], best["min"]), "grid and engine disagree"
     default = _grid_ranks(chosen, components, photos, configured["weight"], configured["min"])
     with_words = [p for p in photos if components[p["query_id"]][1]]
-    return {"variants": variants_bench(off_engine, components, photos),"grid_on_tuning": grid, "chosen_on_tuning": {"weight": best["weight"], "min": best["min"]},
+    return {"variants": variants_bench(off_engine, components, photos), "grid_on_tuning": grid, "chosen_on_tuning": {"weight": best["weight"], "min": best["min"]},
             "configured_defaults": configured,
             "off": {s or "all": _table(off, photos, s) for s in (None, "tuning", "held-out")},
             "on": {s or "all": _table(on, photos, s) for s in (None, "tuning", "held-out")},
@@ -408,7 +408,8 @@ def write_results(results: dict) -> None:
     """Replace (or append) the `## ocr` section of bench/RESULTS.md with the figures' tables."""
     path = ROOT / "bench" / "RESULTS.md"
     photo, title = results["photo"], results["title_to_image"]
-    lines = ["## ocr", "", f"`.venv/bin/python bench/ocr.py --myntra-n {results['myntra_index_off']['products']} --write`"
+    n_myntra = results["myntra_index_off"]["products"]
+    lines = ["## ocr", "", f"`.venv/bin/python bench/ocr.py --myntra-n {n_myntra} --write`"
              f" (raw figures: bench/out/ocr/results.json; reader `{results['reader']}`).", "",
              f"Photo → product, 296 in-store grocery photos vs 81 products. Fusion chosen on the tuning half: weight "
              f"{photo['chosen_on_tuning']['weight']}, match floor {photo['chosen_on_tuning']['min']}. "
@@ -424,8 +425,8 @@ def write_results(results: dict) -> None:
     if "variants" in photo:
         lines += ["", "Word matching for photo queries, variants tried (each with its own weight and floor chosen on "
                   "the tuning half; R@1 on all photos / packages):", "",
-                  "| variant | weight, floor | tuning R@1 | tuning packages R@1 | held-out R@1 | held-out packages R@1 |"
-                  " held-out packages R@5 |", "| --- | --- | --- | --- | --- | --- | --- |"]
+                  "| variant | weight, floor | tuning R@1 | tuning packages R@1 | held-out R@1 |"
+                  " held-out packages R@1 | held-out packages R@5 |", "| --- | --- | --- | --- | --- | --- | --- |"]
         for name, v in photo["variants"].items():
             t, h = v["tuning"], v["held-out"]
             lines.append(f"| {name} | {v['weight']}, {v['min']} | {t['all']['recall@1']} | "

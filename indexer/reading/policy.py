@@ -7,8 +7,9 @@ else none of it. A grocery catalog (cartons, jars) passes, a fashion catalog doe
 cost a detector pass for nothing. Sixteen images decide only a clear case (a share of at most half the threshold,
 or at least twice it); between, 16 more are read, interleaved with the first, and the 32 decide: on a
 1,000-product Myntra subset (about one image in ten shows a word: a Levi's tab, "LAKERS" on a tee) the first 16
-held 4 with words, exactly the threshold, and auto read the whole catalog. Sampled images read before (same bytes, same reader) are not read again, so a
-rerun's decision costs `AUTO_SAMPLE` file reads; `--read-text on` reads what auto skipped.
+held 4 with words, exactly the threshold, and auto read the whole catalog. Sampled images read before (same
+bytes, same reader) are not read again, so a rerun's decision costs `AUTO_SAMPLE` file reads (or twice that);
+`--read-text on` reads what auto skipped.
 """
 from __future__ import annotations
 
