@@ -65,6 +65,7 @@ def throughput(n: int) -> None:
 
     from indexer.catalog import CatalogRow, parse_mapping, read_catalog
     from indexer.config import load_settings
+    from indexer.model.adapted import home_model_spec
     from indexer.model.encoder import load_encoder
     from indexer.images import ImageResolver, decode_image
     from indexer.pipeline import IndexOptions, run_index
@@ -76,7 +77,7 @@ def throughput(n: int) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     _write_subset(rows[:n], fields, catalog)
     settings = load_settings(home=home)
-    encoder = load_encoder(settings.model_spec, cache_dir=settings.model_cache_dir)  # loaded once for both measurements
+    encoder = load_encoder(home_model_spec(settings), cache_dir=settings.model_cache_dir)  # loaded once for both measurements
 
     start = time.perf_counter()
     summary = run_index(settings, IndexOptions(catalog=catalog, images_root=MYNTRA, mapping=MYNTRA_MAP))

@@ -131,7 +131,51 @@ def migrate_command(ctx: click.Context) -> None:
     click.echo("database is at the head revision")
 
 
+def _read_ids(path: Path) -> frozenset[str]:
+    try:
+        return frozenset(line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"cannot read the ids file {path}: {exc}", hint="One product id a line, UTF-8.") from None
+
+
+@click.command("adapt")
+@click.option("--holdout", type=float, default=0.1, show_default=True,
+              help="Fraction of the products never trained on (seeded); the before/after metrics use them.")
+@click.option("--exclude", "exclude_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="File of product ids (one a line) never to train on; they join the held-out products.")
+@click.option("--reset", is_flag=True, help="Go back to the installed model (re-embed and publish).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("--no-progress", is_flag=True, help="No progress bars (logs only).")
+@click.pass_context
+def adapt_command(ctx: click.Context, holdout: float, exclude_file: Path | None, reset: bool, as_json: bool,
+                  no_progress: bool) -> None:
+    """Adapt the model to this home's catalog, re-embed it and publish a new index version.
+
+    The installed projection heads are trained further on the catalog's own products (towers frozen); held-out
+    products are never trained on and score the model before and after. `shoplens index --rollback` goes back
+    one version; `--reset` returns to the installed model.
+    """
+    from indexer.adaptation import AdaptOptions, reset_adaptation, run_adapt, summary_json
+
+    settings = settings_of(ctx)
+    if reset:
+        model, version = reset_adaptation(settings, progress=not no_progress)
+        click.echo(json.dumps({"model": model, "version": version}) if as_json else
+                   f"reset to the installed model {model}: {version}")
+        return
+    exclude = _read_ids(exclude_file) if exclude_file else frozenset()
+    result = run_adapt(settings, AdaptOptions(holdout=holdout, exclude=exclude, progress=not no_progress))
+    if as_json:
+        click.echo(summary_json(result))
+        return
+    t2i_b, t2i_a = result.before.get("text→image", {}), result.after.get("text→image", {})
+    click.echo(f"adapted on {result.trained_on} products ({result.held_out} held out) in {result.seconds:.0f}s; "
+               f"held-out text→image R@10 {t2i_b.get('recall@10', 0):.3f} → {t2i_a.get('recall@10', 0):.3f}, "
+               f"MRR@10 {t2i_b.get('mrr@10', 0):.3f} → {t2i_a.get('mrr@10', 0):.3f}; published {result.version} "
+               f"with {result.model}")
+
+
 def register(cli: click.Group) -> None:
     """Add the indexer's commands to the `shoplens` group."""
-    for command in (index_command, status_command, migrate_command, train_model_command):
+    for command in (index_command, status_command, migrate_command, train_model_command, adapt_command):
         cli.add_command(command)

@@ -136,7 +136,9 @@ class Settings:
 
     home: Path
     db_url: str
-    model_spec: str = DEFAULT_MODEL
+    # The encoder spec; None: this home's model (indexer.model.adapted.home_model_spec: its adapted model when the
+    # published version uses one, else DEFAULT_MODEL).
+    model_spec: str | None = None
     # Converted model weights, shared by every home of the machine ($SHOPLENS_CACHE, else ~/.cache/shoplens).
     model_cache_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "shoplens")
     api_key: str | None = None
@@ -193,7 +195,7 @@ def load_settings(home: str | os.PathLike | None = None, db_url: str | None = No
     settings = Settings(
         home=home_path,
         db_url=db_url or env.get("SHOPLENS_DB") or default_db_url(home_path),
-        model_spec=env.get("SHOPLENS_MODEL") or DEFAULT_MODEL,
+        model_spec=env.get("SHOPLENS_MODEL") or None,
         model_cache_dir=Path(env.get("SHOPLENS_CACHE") or Path.home() / ".cache" / "shoplens").expanduser(),
         api_key=env.get("SHOPLENS_API_KEY") or None,
         cors_origins=tuple(o for o in env.get("SHOPLENS_CORS_ORIGINS", "").split(",") if o),

@@ -124,13 +124,14 @@ class Indexer:
     """One run of the pipeline; see the module docstring."""
 
     def __init__(self, settings: Settings, options: IndexOptions, store: Store) -> None:
+        from indexer.model.adapted import home_model_spec
         from indexer.model.encoder import load_encoder
 
         self.settings = settings
         self.options = options
         self.store = store
         self.mapping = parse_mapping(options.mapping)
-        self.encoder = load_encoder(options.model_spec or settings.model_spec, cache_dir=settings.model_cache_dir,
+        self.encoder = load_encoder(options.model_spec or home_model_spec(settings), cache_dir=settings.model_cache_dir,
                                     runtime=settings.inference)
         roots = [p for p in (options.images_root, Path(options.catalog).resolve().parent) if p]
         self.resolver = ImageResolver(roots, max_bytes=settings.max_image_bytes)

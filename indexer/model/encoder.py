@@ -4,7 +4,8 @@ Specs (all built through open_clip):
 - a registered model name (`shoplens-lite`, the default; see `indexer/model/configs/`), optionally with the
   `@fingerprint` suffix that `Encoder.name` carries;
 - `ARCH:/path/to/checkpoint.pt`: an open_clip architecture with a local checkpoint file;
-- `local-dir:/path` (or a plain folder path): a folder with `open_clip_config.json` and its weights;
+- `local-dir:/path` (or a plain folder path): a folder with `open_clip_config.json` and its weights, or a home's
+  adapted model (`shoplens_model.json`, indexer/model/adapted.py);
 - `ARCH:TAG`: an open_clip pretrained tag, fetched from the model hub, so only where a hub is reachable.
 A spec that can't be had raises `WeightsUnavailable` with one line that names the offline alternatives.
 """
@@ -23,8 +24,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from indexer.config import load_settings
+from indexer.config import DEFAULT_MODEL, load_settings
 from indexer.errors import WeightsUnavailable
+from indexer.model.adapted import is_adapted_folder, read_model_file, spec_of
 from indexer.model.registry import registered_models
 from indexer.model.runtime import ExportFailed, Towers, load_towers, trim_tokens
 
@@ -106,13 +108,13 @@ class Encoder:
 
 
 def load_encoder(spec: str | None = None, *, cache_dir: Path | None = None, runtime: str | None = None) -> Encoder:
-    """The encoder for `spec` (default: the `model_spec` setting), built once per process; converted weights and
-    exported towers are cached in `cache_dir` (default: the `model_cache_dir` setting, shared by every home).
-    `runtime` (default: the `inference` setting): auto | onnx | eager (indexer.model.runtime)."""
+    """The encoder for `spec` (default: the `model_spec` setting, else the installed default), built once per
+    process; converted weights and exported towers are cached in `cache_dir` (default: the `model_cache_dir` setting,
+    shared by every home). `runtime` (default: the `inference` setting): auto | onnx | eager (indexer.model.runtime)."""
     if spec is None or cache_dir is None or runtime is None:  # callers that hold Settings pass all three
         settings = load_settings()
-        spec, cache_dir, runtime = spec or settings.model_spec, cache_dir or settings.model_cache_dir, \
-            runtime or settings.inference
+        spec, cache_dir, runtime = spec or settings.model_spec or DEFAULT_MODEL, \
+            cache_dir or settings.model_cache_dir, runtime or settings.inference
     return _load_cached(spec.strip(), Path(cache_dir), runtime)
 
 
@@ -145,7 +147,10 @@ def _build(spec: str, cache_dir: Path) -> Encoder:
     if base in registered_models():
         return _registered(base, spec, cache_dir)
     if spec.startswith("local-dir:") or Path(spec).is_dir():
-        return _open_clip_local_dir(spec.removeprefix("local-dir:"))
+        folder = Path(spec.removeprefix("local-dir:")).expanduser()
+        if is_adapted_folder(folder):
+            return _adapted(folder, cache_dir)
+        return _open_clip_local_dir(str(folder))
     arch, sep, source = spec.partition(":")
     if not sep or not source:
         raise WeightsUnavailable(f"unknown model spec '{spec}'.", hint=_spec_help())
@@ -165,6 +170,17 @@ def _registered(name: str, spec: str, cache_dir: Path) -> Encoder:
         log.warning("model spec %s asks for other weights than the installed ones (%s): vectors made with "
                     "the old weights should be rebuilt", spec, canonical)
     return Encoder(canonical, model, tokenizer, preprocess, model.dim)
+
+
+def _adapted(folder: Path, cache_dir: Path) -> Encoder:
+    """A home's adapted model (indexer.model.adapted): its registered base with the heads trained on the home's
+    catalog. Named by its folder, which never changes once written."""
+    from indexer.model.lite import Blend, build_lite
+
+    info = read_model_file(folder)
+    model, tokenizer, preprocess, _ = build_lite(info["base"], cache_dir, heads_path=folder / info["heads"],
+                                                 blend=Blend(**info["blend"]) if "blend" in info else None)
+    return Encoder(spec_of(folder), model, tokenizer, preprocess, model.dim)
 
 
 def _from_open_clip(name: str, model: torch.nn.Module, preprocess: Callable, tokenizer_name: str) -> Encoder:

@@ -16,6 +16,7 @@ import click
 
 from indexer.config import Settings, settings_of
 from indexer.errors import BadInput
+from indexer.model.adapted import home_model_spec
 from search.evaluation import builders, heldout, measures, reports
 from search.evaluation.metrics import METRICS, STAT_TESTS
 from search.evaluation.runner import DEFAULT_MODE, MODES, Evaluation, evaluate
@@ -155,7 +156,7 @@ def eval_command(ctx: click.Context, queries: Path | None, qrels: Path | None, j
 
     backend = EngineBackend(settings, collapse=collapse)
     version, manifest = backend.index_version()
-    model = manifest.get("model") or settings.model_spec
+    model = manifest.get("model") or home_model_spec(settings)
     held = check_heldout(store, model, qs, strict=strict)
     result = evaluate(backend, qs, judgements, modes, k=k, baseline=baseline, test=stat_test, progress=not quiet)
     extra = other_measures(settings, store, model, chosen, zeroshot_n, zeroshot_level)
@@ -244,7 +245,7 @@ def build_queries_command(ctx: click.Context, kind: str, catalog: Path, map_item
     if kind == "title":
         exclude: frozenset[str] = frozenset()
         if not include_training:
-            spec = model or settings.model_spec
+            spec = model or home_model_spec(settings)
             record = heldout.training_record(heldout.model_folder(spec))
             if record is None:
                 log.warning("model %s records no training products: title queries may include them", spec)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
+from indexer.model.adapted import is_adapted_folder, read_model_file
 from search.evaluation.builders import normalise_title
 from search.evaluation.trec import Query
 
@@ -102,9 +103,19 @@ def _ids_from_split(card: dict, path: Path) -> frozenset[str] | None:
 
 
 def training_record(folder: Path | None) -> TrainingRecord | None:
-    """Read what the model in `folder` was trained on, or None when the folder records nothing usable."""
+    """Read what the model in `folder` was trained on, or None when the folder records nothing usable. A home's
+    adapted model (indexer.model.adapted) was trained on its own list and on everything its base model was."""
     if folder is None or not folder.is_dir():
         return None
+    record = _own_record(folder)
+    if record is not None and is_adapted_folder(folder):
+        base = training_record(model_folder(read_model_file(folder)["base"]))
+        if base is not None:
+            return TrainingRecord(record.source, record.products | base.products)
+    return record
+
+
+def _own_record(folder: Path) -> TrainingRecord | None:
     text_list = folder / "training_products.txt"
     if text_list.is_file():
         return TrainingRecord(text_list, frozenset(l.strip() for l in text_list.read_text().splitlines() if l.strip()))

@@ -172,10 +172,12 @@ class VisualReader:
 
 def visual_reader(settings, *, threshold: float = DEFAULT_VISUAL_THRESHOLD) -> VisualReader | None:
     """A reader with the configured encoder, or None (logged once) when the encoder can't be loaded."""
+    from indexer.model.adapted import home_model_spec
     from indexer.model.encoder import load_encoder
 
     try:
-        encoder = load_encoder(settings.model_spec, cache_dir=settings.model_cache_dir, runtime=settings.inference)
+        encoder = load_encoder(home_model_spec(settings), cache_dir=settings.model_cache_dir,
+                               runtime=settings.inference)
     except ShopLensError as exc:
         log.warning("visual attributes disabled: %s", exc)
         return None

@@ -13,6 +13,7 @@ import time
 import zipfile
 from functools import lru_cache
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -42,14 +43,14 @@ def open_image(ref: tuple[Path, str | None]) -> Image.Image:
 
 
 class _Images(Dataset):
-    def __init__(self, refs: list[tuple[Path, str | None]], preprocess) -> None:
-        self.refs, self.preprocess = refs, preprocess
+    def __init__(self, refs: list, preprocess: Callable, load: Callable[[object], Image.Image]) -> None:
+        self.refs, self.preprocess, self.load = refs, preprocess, load
 
     def __len__(self) -> int:
         return len(self.refs)
 
     def __getitem__(self, i: int) -> torch.Tensor:
-        return self.preprocess(open_image(self.refs[i]))
+        return self.preprocess(self.load(self.refs[i]))
 
 
 def _key(*parts: object) -> str:
@@ -97,12 +98,16 @@ class FeatureStore:
         self.index.update({n: (path, i) for i, n in enumerate(names)})
 
 
-def image_features(model: LiteCLIP, preprocess, refs: list[tuple[Path, str | None]], cache_dir: Path, *,
-                   batch_size: int = 64, workers: int = 1, desc: str = "image features") -> np.ndarray:
-    """(n, model.feature_dim) float32 image tower features of `refs`; only the ones not cached yet are computed."""
+def image_features(model: LiteCLIP, preprocess, refs: list, cache_dir: Path, *, names: list[str] | None = None,
+                   load: Callable[[object], Image.Image] = open_image, batch_size: int = 64, workers: int = 1,
+                   desc: str = "image features") -> np.ndarray:
+    """(n, model.feature_dim) float32 image tower features of `refs`; only the ones not cached yet are computed.
+
+    `refs` are (path, member) pairs read by `open_image` and cached under their path, unless `load` reads them
+    otherwise and `names` gives the cache keys (e.g. the image's sha256, and a view number for augmented views)."""
     key = _key(model.clip.visual.preprocess_cfg, model.aux_groups)
     store = FeatureStore(cache_dir / "features" / f"img-{key}", model.feature_dim)
-    names = [ref_name(r) for r in refs]
+    names = names if names is not None else [ref_name(r) for r in refs]
     todo, seen = [], set()
     for i, name in enumerate(names):
         if name not in store.index and name not in seen:
@@ -111,7 +116,7 @@ def image_features(model: LiteCLIP, preprocess, refs: list[tuple[Path, str | Non
     with tqdm(total=len(refs), initial=len(refs) - len(todo), desc=desc, unit="img") as bar:
         for start in range(0, len(todo), SHARD):
             chunk = todo[start:start + SHARD]
-            loader = DataLoader(_Images([refs[i] for i in chunk], preprocess), batch_size=batch_size,
+            loader = DataLoader(_Images([refs[i] for i in chunk], preprocess, load), batch_size=batch_size,
                                 num_workers=workers)
             out = []
             with torch.inference_mode():

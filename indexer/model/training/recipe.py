@@ -24,6 +24,11 @@ class Recipe:
     holdout: float = 0.1
     val: float = 0.05
     max_train: int | None = None  # train/validate on the first N catalog rows only (the test split is unchanged)
+    # Adaptation (`shoplens adapt`) starts from trained heads and keeps near them: L2 pull of every head weight
+    # towards its starting value (L2-SP, Li et al. 2018), and a contrastive term between a product's clean image and
+    # an augmented view of it (its weight; 0 or no views: off).
+    anchor: float = 0.0
+    view_weight: float = 0.0
     extra: dict = field(default_factory=dict)
 
     def overrides(self) -> dict:

@@ -77,10 +77,19 @@ def _groups(texts: list[str]) -> np.ndarray:
     return np.array([ids.setdefault(t.lower(), len(ids)) for t in texts])
 
 
+def _contrastive(logits: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+    """Symmetric InfoNCE where every pair in the same group is a positive."""
+    pos = (groups[:, None] == groups[None, :]).float()
+    target = pos / pos.sum(1, keepdim=True)
+    return 0.5 * (-(target * logits.log_softmax(1)).sum(1).mean() - (target * logits.T.log_softmax(1)).sum(1).mean())
+
+
 def fit(model: LiteCLIP, img: np.ndarray, txt: np.ndarray, alt_txt: np.ndarray | None, val_txt: np.ndarray,
         groups: np.ndarray, train_idx: list[int], val_idx: list[int], recipe: Recipe) -> list[dict]:
     """Train the heads in place; keeps the weights of the best validation epoch. Returns per-epoch history.
 
+    `img`: (n, feature_dim) image features, or (n, 1 + views, feature_dim) with augmented views after the clean
+    one: a step draws one view per product; validation uses the clean one.
     `alt_txt`: a second text per product, drawn instead of `txt` with probability 1/2 (text "mixed");
     `val_txt`: the validation queries (titles, as a shopper would type them)."""
     torch.manual_seed(recipe.seed)
@@ -89,14 +98,21 @@ def fit(model: LiteCLIP, img: np.ndarray, txt: np.ndarray, alt_txt: np.ndarray |
         p.requires_grad_(False)
     for p in params:
         p.requires_grad_(True)
-    opt = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
-    ti, tt, tg = torch.from_numpy(img[train_idx]), torch.from_numpy(txt[train_idx]), torch.from_numpy(groups[train_idx])
+    anchors = [p.detach().clone() for p in params] if recipe.anchor else None
+    opt = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=0.0 if anchors else recipe.weight_decay)
+    views = img if img.ndim == 3 else img[:, None]
+    ti, tt, tg = (torch.from_numpy(views[train_idx]), torch.from_numpy(txt[train_idx]),
+                  torch.from_numpy(groups[train_idx]))
     ta = torch.from_numpy(alt_txt[train_idx]) if alt_txt is not None else None
-    vi, vt, vg = torch.from_numpy(img[val_idx]), torch.from_numpy(val_txt[val_idx]), groups[val_idx]
+    vi, vt, vg = torch.from_numpy(views[val_idx, 0]), torch.from_numpy(val_txt[val_idx]), groups[val_idx]
     steps_per_epoch = math.ceil(len(train_idx) / recipe.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe.lr, total_steps=steps_per_epoch * recipe.max_epochs,
                                                 pct_start=0.1)
     best, best_state, history, bad = -1.0, (heads_state(model), aux_state(model)), [], 0
+    if anchors:  # starting from trained heads: an epoch must beat them on validation to replace them
+        start = evaluate_split(model, vi, vt, vg)
+        best = start["t2i_mrr@10"] + start["i2t_mrr@10"]
+        history.append({"epoch": 0, **start})
     for epoch in range(1, recipe.max_epochs + 1):
         perm = torch.randperm(len(train_idx))
         total = 0.0
@@ -104,15 +120,18 @@ def fit(model: LiteCLIP, img: np.ndarray, txt: np.ndarray, alt_txt: np.ndarray |
             m.train()
         for s in tqdm(range(0, len(perm), recipe.batch_size), desc=f"epoch {epoch}", unit="batch", leave=False):
             b = perm[s:s + recipe.batch_size]
-            x_i = F.dropout(ti[b], recipe.feature_dropout, training=True)
+            x_i = F.dropout(ti[b, torch.randint(ti.shape[1], (len(b),))], recipe.feature_dropout, training=True)
             x_t = tt[b] if ta is None else torch.where(torch.rand(len(b), 1) < 0.5, tt[b], ta[b])
             x_t = F.dropout(x_t, recipe.feature_dropout, training=True)
             e_i, e_t = _project(model, x_i, x_t)
-            logits = model.clip.logit_scale.exp().clamp(max=100) * e_t @ e_i.T
-            pos = (tg[b][:, None] == tg[b][None, :]).float()
-            target = pos / pos.sum(1, keepdim=True)
-            loss = 0.5 * (-(target * logits.log_softmax(1)).sum(1).mean()
-                          - (target * logits.T.log_softmax(1)).sum(1).mean())
+            scale = model.clip.logit_scale.exp().clamp(max=100)
+            loss = _contrastive(scale * e_t @ e_i.T, tg[b])
+            if recipe.view_weight and ti.shape[1] > 1:
+                e_clean = F.normalize(model.image_head(ti[b, 0]), dim=-1)
+                e_view = F.normalize(model.image_head(ti[b, torch.randint(1, ti.shape[1], (len(b),))]), dim=-1)
+                loss = loss + recipe.view_weight * _contrastive(scale * e_view @ e_clean.T, tg[b])
+            if anchors:
+                loss = loss + recipe.anchor * sum(((p - a) ** 2).sum() for p, a in zip(params, anchors))
             opt.zero_grad()
             loss.backward()
             opt.step()

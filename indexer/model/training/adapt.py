@@ -1,0 +1,156 @@
+"""Adapting the projection heads to one catalog: the training half of `shoplens adapt` (indexer/adaptation.py runs it).
+
+Every catalog is a set of image–text pairs. The towers stay frozen, so their features are computed once (cached by
+image sha256 and text) and the heads train in seconds, starting from the installed heads and pulled towards them
+(L2-SP) so the model keeps what it knew. Shoppers' photos are not studio shots, so each catalog image also gives
+augmented "wild" views (clutter behind the product, perspective, crops, colour casts, blur); the heads learn to map
+a view next to its product (self-supervision: no shopper photo is ever used).
+"""
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageFilter
+
+from indexer.model.lite import LiteCLIP
+from indexer.model.training.features import image_features, text_features
+from indexer.model.training.metrics import retrieval_metrics
+from indexer.model.training.recipe import Recipe
+from indexer.model.training.train import fit
+
+log = logging.getLogger(__name__)
+
+AUGMENT_VERSION = 1  # part of the cache key of augmented views: bump when `wild_view` changes
+WHITE = 236  # catalogue backgrounds: pixels with every channel above this are replaced by clutter
+
+
+@dataclass(frozen=True)
+class CatalogItem:
+    """One product as adaptation sees it: its id, title, full text (what its text vector is built from), and the
+    sha256 and a loader of its image."""
+
+    id: str
+    title: str
+    text: str
+    image_hash: str
+    load: Callable[[], Image.Image]
+
+
+@dataclass
+class CatalogFeatures:
+    """Frozen-tower features of a catalog, row-aligned with its items."""
+
+    views: np.ndarray  # (n, 1 + n_views, feature_dim): the clean image first
+    titles: np.ndarray  # (n, 384)
+    texts: np.ndarray  # (n, 384)
+    groups: np.ndarray  # (n,) products that answer the same query: same title or byte-identical image
+
+
+def answer_groups(items: list[CatalogItem]) -> np.ndarray:
+    """Union of "same title (case-insensitive)" and "same image bytes": variants sharing a photo, or one title on
+    two photos, are each other's right answers, not negatives."""
+    parent = list(range(len(items)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first: dict[tuple[str, str], int] = {}
+    for i, item in enumerate(items):
+        for key in (("title", item.title.lower()), ("image", item.image_hash)):
+            j = first.setdefault(key, i)
+            parent[find(i)] = find(j)
+    roots = [find(i) for i in range(len(items))]
+    ids: dict[int, int] = {}
+    return np.array([ids.setdefault(r, len(ids)) for r in roots])
+
+
+def wild_view(image: Image.Image, background: Image.Image, rng: random.Random) -> Image.Image:
+    """A catalogue image as a shopper might photograph it: on a cluttered background (another catalogue image,
+    enlarged and blurred), seen at an angle, cropped, under a colour cast, slightly blurred."""
+    from torchvision.transforms import functional as TF
+
+    image = image.convert("RGB")
+    w, h = image.size
+    arr = np.asarray(image)
+    clutter = background.convert("RGB").resize((w, h)).filter(ImageFilter.GaussianBlur(rng.uniform(1, 4)))
+    mask = (arr.min(axis=2) > WHITE)[..., None]
+    image = Image.fromarray(np.where(mask, np.asarray(clutter), arr))
+    if rng.random() < 0.7:
+        d = rng.uniform(0.05, 0.25)
+        corners = [[0, 0], [w, 0], [w, h], [0, h]]
+        moved = [[x + rng.uniform(-d, d) * w, y + rng.uniform(-d, d) * h] for x, y in corners]
+        image = TF.perspective(image, corners, moved, fill=[int(v) for v in np.asarray(clutter).mean((0, 1))])
+    scale = rng.uniform(0.55, 1.0)
+    cw, ch = int(w * scale), int(h * scale)
+    x, y = rng.randint(0, w - cw), rng.randint(0, h - ch)
+    image = image.crop((x, y, x + cw, y + ch))
+    image = TF.adjust_brightness(image, rng.uniform(0.6, 1.3))
+    image = TF.adjust_contrast(image, rng.uniform(0.7, 1.3))
+    image = TF.adjust_saturation(image, rng.uniform(0.6, 1.4))
+    image = TF.adjust_hue(image, rng.uniform(-0.04, 0.04))
+    if rng.random() < 0.5:
+        image = image.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.5)))
+    return image
+
+
+def catalog_features(model: LiteCLIP, tokenizer, preprocess, items: list[CatalogItem], cache_dir: Path, *,
+                     n_views: int, seed: int = 0) -> CatalogFeatures:
+    """Tower features of the items' images (clean and `n_views` wild views each), titles and texts; cached, so a
+    second adaptation of the same catalog computes nothing."""
+    by_hash = {item.image_hash: item for item in items}
+    hashes = sorted(by_hash)
+    clean = image_features(model, preprocess, hashes, cache_dir, names=hashes,
+                           load=lambda h: by_hash[h].load(), desc="catalog images")
+    rows = {h: i for i, h in enumerate(hashes)}
+    views = [clean]
+    for v in range(n_views):
+        def load_view(h: str, v: int = v) -> Image.Image:
+            rng = random.Random(f"{seed}:{v}:{h}")
+            return wild_view(by_hash[h].load(), by_hash[rng.choice(hashes)].load(), rng)
+
+        views.append(image_features(model, preprocess, hashes, cache_dir, load=load_view,
+                                    names=[f"{h}#wild{AUGMENT_VERSION}.{seed}.{v}" for h in hashes],
+                                    desc=f"wild views {v + 1}/{n_views}"))
+    order = [rows[item.image_hash] for item in items]
+    stacked = np.stack([v[order] for v in views], axis=1)
+    titles = text_features(model, tokenizer, [item.title for item in items], cache_dir, desc="catalog titles")
+    texts = text_features(model, tokenizer, [item.text for item in items], cache_dir, desc="catalog texts")
+    return CatalogFeatures(stacked, titles, texts, answer_groups(items))
+
+
+def _embed(model: LiteCLIP, kind: str, feats: np.ndarray) -> np.ndarray:
+    with torch.inference_mode():
+        t = torch.from_numpy(np.ascontiguousarray(feats))
+        out = model.embed_image_features(t) if kind == "image" else model.embed_text_features(t)
+        return F.normalize(out, dim=-1).numpy()
+
+
+def heldout_metrics(model: LiteCLIP, feats: CatalogFeatures, rows: list[int]) -> dict[str, dict[str, float]]:
+    """What search would see on the held-out products, with the model's full vectors (every block): titles →
+    images and images → product texts among the held-out products; relevant = same answer group."""
+    if not rows:
+        return {}
+    groups = feats.groups[rows]
+    relevant = groups[:, None] == groups[None, :]
+    images = _embed(model, "image", feats.views[rows, 0])
+    titles = _embed(model, "text", feats.titles[rows])
+    texts = _embed(model, "text", feats.texts[rows])
+    return {"text→image": retrieval_metrics(titles @ images.T, relevant),
+            "image→text": retrieval_metrics(images @ texts.T, relevant)}
+
+
+def adapt_heads(model: LiteCLIP, feats: CatalogFeatures, train: list[int], val: list[int], recipe: Recipe
+                ) -> list[dict]:
+    """Train `model`'s heads in place on the `train` rows (titles or full texts, every view), early-stopped on the
+    `val` rows' titles; the heads are kept as they were unless an epoch beats them there."""
+    return fit(model, feats.views, feats.titles, feats.texts, feats.titles, feats.groups, train, val, recipe)
