@@ -35,6 +35,7 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from catalogs import GROCERY, GROCERY_MAP, MYNTRA, MYNTRA_MAP  # noqa: E402
 
 from indexer.config import load_settings  # noqa: E402
 from indexer.pipeline import IndexOptions, run_index  # noqa: E402
@@ -43,13 +44,6 @@ from search.engine import SearchEngine  # noqa: E402
 from search.query import Query  # noqa: E402
 
 log = logging.getLogger("bench.ocr")
-DATA = ROOT.parent / "shared" / "datasets"
-GROCERY = DATA / "grocery_store"
-MYNTRA = DATA / "myntra_fashion"
-GROCERY_MAP = ["id=product_id", "image=iconic_image_path", "category=top_category>coarse_class"]
-MYNTRA_MAP = ["image=image_hr,thumbs_60x80.zip#{thumb_60x80}", "title=title,{brand} {variant_name}",
-              "category=master_category>sub_category>article_type", "colour=base_colour",
-              "price=discounted_price_inr,price_inr"]
 OUT = ROOT / "bench" / "out" / "ocr"
 WEIGHTS = (0.25, 0.5, 1.0, 2.0)
 MINS = (0.2, 0.3, 0.4)
