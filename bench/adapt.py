@@ -30,17 +30,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from catalogs import GROCERY, GROCERY_MAP, IKEA, IKEA_MAP, MYNTRA, MYNTRA_MAP  # noqa: E402
 
 log = logging.getLogger("bench.adapt")
-DATA = ROOT.parent / "shared" / "datasets"
-IKEA = DATA / "ikea_interior"
-GROCERY = DATA / "grocery_store"
-MYNTRA = DATA / "myntra_fashion"
-IKEA_MAP = ["id=product_id", "image=image_path", "category=category_path"]
-GROCERY_MAP = ["id=product_id", "image=iconic_image_path", "category=top_category>coarse_class"]
-MYNTRA_MAP = ["image=image_hr,thumbs_60x80.zip#{thumb_60x80}", "title=title,{brand} {variant_name}",
-              "category=master_category>sub_category>article_type", "colour=base_colour",
-              "price=discounted_price_inr,price_inr"]
 OUT = ROOT / "bench" / "out" / "adapt"
 SHOPLENS = [sys.executable, "-m", "web.cli"]
 

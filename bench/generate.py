@@ -23,6 +23,7 @@ from sqlalchemy import func, select
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from catalogs import MYNTRA, MYNTRA_MAP  # noqa: E402
 
 from indexer.catalog import CatalogRow, parse_mapping, read_catalog  # noqa: E402
 from indexer.config import load_settings  # noqa: E402
@@ -35,11 +36,7 @@ from web.copywriter.prompt import CopyOptions, description_messages, render  # n
 from web.copywriter.quality import copy_quality  # noqa: E402
 from web.copywriter.service import CopyService  # noqa: E402
 
-MYNTRA = ROOT.parent / "shared" / "datasets" / "myntra_fashion"
 # The options README.md documents for the Myntra catalog.
-MYNTRA_MAP = ["image=image_hr,thumbs_60x80.zip#{thumb_60x80}", "title=title,{brand} {variant_name}",
-              "category=master_category>sub_category>article_type", "colour=base_colour",
-              "price=discounted_price_inr,price_inr"]
 log = logging.getLogger("bench.generate")
 
 

@@ -21,6 +21,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from catalogs import MYNTRA, MYNTRA_MAP  # noqa: E402
 
 from indexer.calibration import SHOPPER_PHRASES, nonsense_queries, top1_scores  # noqa: E402
 from indexer.config import load_settings  # noqa: E402
@@ -32,10 +33,6 @@ from search.evaluation.metrics import mean_scores, paired_test, per_query_scores
 from search.query import Query  # noqa: E402
 
 log = logging.getLogger("bench.hybrid")
-MYNTRA = ROOT.parent / "shared" / "datasets" / "myntra_fashion"
-MYNTRA_MAP = ["image=image_hr,thumbs_60x80.zip#{thumb_60x80}", "title=title,{brand} {variant_name}",
-              "category=master_category>sub_category>article_type", "colour=base_colour",
-              "price=discounted_price_inr,price_inr"]
 METRICS = ("ndcg@10", "recall@10", "mrr@10", "recall@50")
 
 

@@ -27,11 +27,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-MYNTRA = ROOT.parent / "shared" / "datasets" / "myntra_fashion"
+from catalogs import MYNTRA, MYNTRA_MAP  # noqa: E402
 OUT = ROOT / "bench" / "out"
-MYNTRA_MAP = ["image=image_hr,thumbs_60x80.zip#{thumb_60x80}", "title=title,{brand} {variant_name}",
-              "category=master_category>sub_category>article_type", "colour=base_colour",
-              "price=discounted_price_inr,price_inr"]
 log = logging.getLogger("bench.index")
 
 

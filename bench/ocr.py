@@ -6,9 +6,11 @@
    off (today's visual ranking) and on (visual + trigram match of the photo's words, search.ranking.printed), packages and
    produce apart. The fusion weight and match floor are chosen on the tuning half of the photos (even rows of
    photo_queries.csv) and reported on the held-out half (odd rows) and on all photos.
-2. Grocery title → image (`image` mode: a title against the product photos), with and without the words printed
+2. Grocery photo + typed text: each photo with its product's coarse type ("Milk", "Juice") typed beside it, the
+   photo's printed words in the fusion (with the weight chosen in 1) vs without reading, split the same way.
+3. Grocery title → image (`image` mode: a title against the product photos), with and without the words printed
    on the photos, products split the same way (even / odd product ids) for the weight.
-3. Cost: indexing the grocery catalog with --read-text on vs off, and ~300 Myntra products (an even stride over
+4. Cost: indexing the grocery catalog with --read-text on vs off, and 1,000 Myntra products (an even stride over
    the catalog, as the tests take them) with --read-text auto vs off: products/s and their ratio.
 
 Query photos are read once through the engine's reader and cached in bench/out/ocr/photo_readings.json (by file
@@ -33,6 +35,7 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from catalogs import GROCERY, GROCERY_MAP, MYNTRA, MYNTRA_MAP  # noqa: E402
 
 from indexer.config import load_settings  # noqa: E402
 from indexer.pipeline import IndexOptions, run_index  # noqa: E402
@@ -41,13 +44,6 @@ from search.engine import SearchEngine  # noqa: E402
 from search.query import Query  # noqa: E402
 
 log = logging.getLogger("bench.ocr")
-DATA = ROOT.parent / "shared" / "datasets"
-GROCERY = DATA / "grocery_store"
-MYNTRA = DATA / "myntra_fashion"
-GROCERY_MAP = ["id=product_id", "image=iconic_image_path", "category=top_category>coarse_class"]
-MYNTRA_MAP = ["image=image_hr,thumbs_60x80.zip#{thumb_60x80}", "title=title,{brand} {variant_name}",
-              "category=master_category>sub_category>article_type", "colour=base_colour",
-              "price=discounted_price_inr,price_inr"]
 OUT = ROOT / "bench" / "out" / "ocr"
 WEIGHTS = (0.25, 0.5, 1.0, 2.0)
 MINS = (0.2, 0.3, 0.4)
@@ -102,14 +98,17 @@ def _photos() -> list[dict]:
     return rows
 
 
-def _photo_ranks(engine: SearchEngine, reader: CachedReader, photos: list[dict]) -> dict[str, int | None]:
-    """Rank (1-based) of the relevant product for each photo; None when it is not returned."""
+def _photo_ranks(engine: SearchEngine, reader: CachedReader, photos: list[dict],
+                 texts: dict[str, str] | None = None) -> dict[str, int | None]:
+    """Rank (1-based) of the relevant product for each photo (typed beside it: `texts[query_id]`, if given); None
+    when it is not returned."""
     ranks = {}
     for p in photos:
         reader.current = p["query_image_path"]
         with Image.open(GROCERY / p["query_image_path"]) as im:
             image = im.convert("RGB")
-        hits = engine.search(Query(image=image, k=20, collapse=False)).hits
+        text = (texts or {}).get(p["query_id"], "")
+        hits = engine.search(Query(image=image, text=text, k=20, collapse=False)).hits
         ids = [h.product.id for h in hits]
         ranks[p["query_id"]] = ids.index(p["relevant_product_id"]) + 1 if p["relevant_product_id"] in ids else None
     return ranks
@@ -134,7 +133,7 @@ def _table(ranks: dict, photos: list[dict], split: str | None) -> dict:
 def _components(engine: SearchEngine, reader: CachedReader, photos: list[dict]) -> dict[str, tuple[dict, str]]:
     """Per photo: its image cosine with every product (key → cosine) and the words read on it, computed as the
     engine computes them, so the weight grid scores each setting with search.ranking.printed.fuse_printed directly."""
-    from indexer.reading.words import words
+    from indexer.reading.words import terms
 
     state = engine.state()
     keys = state.table.keys
@@ -147,20 +146,24 @@ def _components(engine: SearchEngine, reader: CachedReader, photos: list[dict]) 
         cosines = matrix @ engine.encoder().encode_images([image])[0]
         reading = reader.read_image(image, turn=False)
         out[p["query_id"]] = ({int(k): float(c) for k, c in zip(keys, cosines)},
-                              " ".join(w for line in reading.lines for w in words(line.text)))
+                              " ".join(w for line in reading.lines for w in terms(line.text)))
     return out
 
 
-def _grid_ranks(engine: SearchEngine, components: dict, photos: list[dict], weight: float, minimum: float) -> dict:
+def _grid_ranks(engine: SearchEngine, components: dict, photos: list[dict], weight: float, minimum: float,
+                matcher=None) -> dict:
+    """Ranks with the engine's fusion at (`weight`, `minimum`); `matcher(text)` → {key: match} replaces the
+    engine's trigram match (title, brand and printed words) for the variants of `variants_bench`."""
     from search.ranking.printed import fuse_printed
 
     printed = engine.state().printed
+    matcher = matcher or (lambda text: printed.match(text, titles=True))
     by_key = engine.state().table.by_key
     ranks = {}
     for p in photos:
         visual, text = components[p["query_id"]]
         if text:
-            ranking = fuse_printed(visual, printed.match(text, titles=True), weight=weight, min_match=minimum,
+            ranking = fuse_printed(visual, matcher(text), weight=weight, min_match=minimum,
                                    min_visual=engine.config.min_image_score)
         else:
             ranking = sorted(((k, c) for k, c in visual.items() if c >= engine.config.min_image_score),
@@ -168,6 +171,55 @@ def _grid_ranks(engine: SearchEngine, components: dict, photos: list[dict], weig
         ids = [by_key[k].id for k, _ in ranking[:20]]
         ranks[p["query_id"]] = ids.index(p["relevant_product_id"]) + 1 if p["relevant_product_id"] in ids else None
     return ranks
+
+
+def _matchers(engine: SearchEngine) -> dict:
+    """Word-matching variants tried for photo queries (item 4 of issue #12), each text → {key: match in [0, 1]}."""
+    import numpy as np
+
+    from indexer.reading.words import TrigramIndex
+
+    state = engine.state()
+    printed, table = state.printed, state.table
+    with open(GROCERY / "products.csv", newline="", encoding="utf-8") as fh:
+        store_title = {r["product_id"]: r["store_title"] for r in csv.DictReader(fh)}
+    lines = [" ".join(printed.lines.get(p.key, ())) for p in table.products]
+    with_store = TrigramIndex([" ".join(filter(None, (p.title, p.brand, store_title.get(p.id, ""), text)))
+                               for p, text in zip(table.products, lines)])
+    lexical = state.version.lexical()
+
+    def as_dict(scores: np.ndarray) -> dict[int, float]:
+        return {int(table.keys[i]): float(scores[i]) for i in np.flatnonzero(scores > 0)}
+
+    def bm25(text: str) -> dict[int, float]:
+        hits = lexical.search(text, k=len(table))
+        top = max((s for _, s in hits), default=1.0) or 1.0
+        return {k: s / top for k, s in hits}
+
+    def trigrams_and_bm25(text: str) -> dict[int, float]:
+        tri, lex = printed.match(text, titles=True), bm25(text)
+        return {k: 0.5 * tri.get(k, 0.0) + 0.5 * lex.get(k, 0.0) for k in set(tri) | set(lex)}
+
+    return {"trigrams: title + brand + printed (configured)": lambda text: printed.match(text, titles=True),
+            "trigrams: printed words only": lambda text: printed.match(text, titles=False),
+            "trigrams: + store title": lambda text: as_dict(with_store.scores(text)),
+            "BM25 over the lexical documents (max-normalised)": bm25,
+            "trigrams + BM25, half each": trigrams_and_bm25}
+
+
+def variants_bench(engine: SearchEngine, components: dict, photos: list[dict]) -> dict:
+    """Each word-matching variant with its own (weight, floor) chosen on the tuning half; reported on both."""
+    tuning = [p for p in photos if p["split"] == "tuning"]
+    ids = [p["query_id"] for p in tuning]
+    out = {}
+    for name, matcher in _matchers(engine).items():
+        best = max(((w, m) for w in WEIGHTS for m in MINS), key=lambda wm: (
+            lambda r: (_recall(r, ids, 1), _recall(r, ids, 5)))(_grid_ranks(engine, components, tuning, *wm, matcher)))
+        ranks = _grid_ranks(engine, components, photos, *best, matcher)
+        out[name] = {"weight": best[0], "min": best[1],
+                     **{s: _table(ranks, photos, s) for s in ("tuning", "held-out")}}
+        log.info("variant %s: %s", name, out[name])
+    return out
 
 
 def photo_bench(home: Path) -> dict:
@@ -195,7 +247,7 @@ def photo_bench(home: Path) -> dict:
     assert on == _grid_ranks(chosen, components, photos, best["weight"], best["min"]), "grid and engine disagree"
     default = _grid_ranks(chosen, components, photos, configured["weight"], configured["min"])
     with_words = [p for p in photos if components[p["query_id"]][1]]
-    return {"grid_on_tuning": grid, "chosen_on_tuning": {"weight": best["weight"], "min": best["min"]},
+    return {"variants": variants_bench(off_engine, components, photos), "grid_on_tuning": grid, "chosen_on_tuning": {"weight": best["weight"], "min": best["min"]},
             "configured_defaults": configured,
             "off": {s or "all": _table(off, photos, s) for s in (None, "tuning", "held-out")},
             "on": {s or "all": _table(on, photos, s) for s in (None, "tuning", "held-out")},
@@ -207,11 +259,34 @@ def photo_bench(home: Path) -> dict:
             "photo_read_s_p50": round(sorted(reader.seconds)[len(reader.seconds) // 2], 3) if reader.seconds else None}
 
 
+def photo_text_bench(home: Path, weight: float, minimum: float) -> dict:
+    """Photo + typed text: every photo with its product's coarse type typed beside it, with the photo's words in
+    the fusion (`weight`, `minimum`: chosen for photos alone) and without reading (photo_text_weight 0)."""
+    settings = load_settings(home=home)
+    reader = CachedReader(OUT / "photo_readings.json")
+    with open(GROCERY / "products.csv", newline="", encoding="utf-8") as fh:
+        coarse = {r["product_id"]: r["coarse_class"] for r in csv.DictReader(fh)}
+    photos = _photos()
+    texts = {p["query_id"]: coarse[p["relevant_product_id"]] for p in photos}
+    ranks, store = {}, None
+    for name, w in (("off", 0.0), ("on", weight)):
+        engine = SearchEngine(settings, replace(settings.search, photo_text_weight=w, photo_text_min=minimum),
+                              text_reader=reader, store=store)
+        store = engine.store
+        ranks[name] = _photo_ranks(engine, reader, photos, texts)
+    off, on = ranks["off"], ranks["on"]
+    return {"typed": "coarse_class", "weight": weight, "min": minimum,
+            **{name: {s or "all": _table(r, photos, s) for s in (None, "tuning", "held-out")}
+               for name, r in ranks.items()},
+            "top1_lost_by_reading": sum(1 for i in off if off[i] == 1 and on[i] != 1),
+            "top1_gained_by_reading": sum(1 for i in off if off[i] != 1 and on[i] == 1)}
+
+
 def words_bench(home: Path) -> dict:
     """Tolerance to misreads: the words read on each in-store photo (cached readings) as a query against the
     products, by BM25 over the lexical documents (plain words, with the printed words) vs by character trigrams
     over title + brand + printed words (search.ranking.printed). No visual part: this isolates the word matching."""
-    from indexer.reading.words import words
+    from indexer.reading.words import terms
 
     settings = load_settings(home=home)
     engine = SearchEngine(settings)
@@ -223,7 +298,7 @@ def words_bench(home: Path) -> dict:
     used = []
     for p in photos:
         lines = cache[f"{READER_VERSION}|{p['query_image_path']}|False"]["lines"]
-        text = " ".join(w for line in lines for w in words(line["text"]))
+        text = " ".join(w for line in lines for w in terms(line["text"]))
         if not text:
             continue
         used.append(p["query_id"])
@@ -277,7 +352,7 @@ def myntra_subset(n: int) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--myntra-n", type=int, default=300)
+    parser.add_argument("--myntra-n", type=int, default=1000)
     parser.add_argument("--write", action="store_true", help="update the ocr section of bench/RESULTS.md")
     parser.add_argument("--words-only", action="store_true",
                         help="only the word-matching comparison, on the homes and readings of an earlier run")
@@ -298,6 +373,8 @@ def main() -> None:
     results["grocery_index_on"] = _index(OUT / "grocery-on", catalog, GROCERY_MAP, "on")
     results["photo"] = photo_bench(OUT / "grocery-on")
     results["words_only"] = words_bench(OUT / "grocery-on")
+    chosen = results["photo"]["chosen_on_tuning"]
+    results["photo_text"] = photo_text_bench(OUT / "grocery-on", chosen["weight"], chosen["min"])
     results["title_to_image"] = title_bench(OUT / "grocery-on")
     subset = myntra_subset(args.myntra_n)
     results["myntra_index_off"] = _index(OUT / "myntra-off", subset, MYNTRA_MAP, "off", MYNTRA)
@@ -310,23 +387,45 @@ def main() -> None:
         write_results(results)
 
 
+def _off_on_rows(label: str, figures: dict) -> list[str]:
+    """Markdown rows of R@1/R@5 with reading off and on, per split and photo group."""
+    rows = [f"| {label} | n | R@1 off | R@1 on | R@5 off | R@5 on |", "| --- | --- | --- | --- | --- | --- |"]
+    for split in ("all", "tuning", "held-out"):
+        for group in ("all", "packages", "produce"):
+            off, on = figures["off"][split][group], figures["on"][split][group]
+            rows.append(f"| {split} / {group} | {off['n']} | {off['recall@1']} | {on['recall@1']} | "
+                        f"{off['recall@5']} | {on['recall@5']} |")
+    return rows
+
+
 def write_results(results: dict) -> None:
     """Replace (or append) the `## ocr` section of bench/RESULTS.md with the figures' tables."""
     path = ROOT / "bench" / "RESULTS.md"
     photo, title = results["photo"], results["title_to_image"]
-    lines = ["## ocr", "", "`.venv/bin/python bench/ocr.py --write` (raw figures: bench/out/ocr/results.json; reader "
-             f"`{results['reader']}`).", "",
+    n_myntra = results["myntra_index_off"]["products"]
+    lines = ["## ocr", "", f"`.venv/bin/python bench/ocr.py --myntra-n {n_myntra} --write`"
+             f" (raw figures: bench/out/ocr/results.json; reader `{results['reader']}`).", "",
              f"Photo → product, 296 in-store grocery photos vs 81 products. Fusion chosen on the tuning half: weight "
              f"{photo['chosen_on_tuning']['weight']}, match floor {photo['chosen_on_tuning']['min']}. "
              f"{photo['photos_with_words']['all']} photos have legible words ({photo['photos_with_words']['packages']}"
              f" of the 100 package photos); reading gains the top hit on {photo['top1_gained_by_reading']} photos and "
-             f"loses it on {photo['top1_lost_by_reading']}.", "",
-             "| photos | n | R@1 off | R@1 on | R@5 off | R@5 on |", "| --- | --- | --- | --- | --- | --- |"]
-    for split in ("all", "tuning", "held-out"):
-        for group in ("all", "packages", "produce"):
-            off, on = photo["off"][split][group], photo["on"][split][group]
-            lines.append(f"| {split} / {group} | {off['n']} | {off['recall@1']} | {on['recall@1']} | "
-                         f"{off['recall@5']} | {on['recall@5']} |")
+             f"loses it on {photo['top1_lost_by_reading']}.", "", *_off_on_rows("photos", photo)]
+    if "photo_text" in results:
+        pt = results["photo_text"]
+        lines += ["", f"Photo + typed text: each photo with its product's coarse type typed beside it (\"Milk\", "
+                  f"\"Juice\"), the photo's words in the fusion (weight {pt['weight']}, floor {pt['min']}, as chosen "
+                  f"above) vs without reading; reading gains the top hit on {pt['top1_gained_by_reading']} photos and "
+                  f"loses it on {pt['top1_lost_by_reading']}.", "", *_off_on_rows("photo + text", pt)]
+    if "variants" in photo:
+        lines += ["", "Word matching for photo queries, variants tried (each with its own weight and floor chosen on "
+                  "the tuning half; R@1 on all photos / packages):", "",
+                  "| variant | weight, floor | tuning R@1 | tuning packages R@1 | held-out R@1 |"
+                  " held-out packages R@1 | held-out packages R@5 |", "| --- | --- | --- | --- | --- | --- | --- |"]
+        for name, v in photo["variants"].items():
+            t, h = v["tuning"], v["held-out"]
+            lines.append(f"| {name} | {v['weight']}, {v['min']} | {t['all']['recall@1']} | "
+                         f"{t['packages']['recall@1']} | {h['all']['recall@1']} | {h['packages']['recall@1']} | "
+                         f"{h['packages']['recall@5']} |")
     lines += ["", "Title → image (`image` mode), 81 grocery titles; `image_text_weight` chosen on even product ids "
               f"(tuning): {title['chosen_on_tuning']}.", "",
               "| weight | R@1 tuning | R@1 held-out | R@1 all | R@10 all |", "| --- | --- | --- | --- | --- |"]

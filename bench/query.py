@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 log = logging.getLogger("bench.query")
 MYNTRA = ROOT.parent / "shared" / "datasets" / "myntra_fashion"
 GROCERY = ROOT.parent / "shared" / "datasets" / "grocery_store"
-STAGES = ("encode", "vector_search", "lexical", "metadata", "render")
+STAGES = ("encode", "read_text", "printed_match", "vector_search", "lexical", "metadata", "render")
 
 
 def free_port() -> int:
@@ -80,8 +80,16 @@ def text_queries(home: str, n: int, seed: int) -> list[str]:
     return list(out)
 
 
-def photo_files(n: int, seed: int) -> list[Path]:
-    files = sorted((MYNTRA / "images_hr").glob("*.jpg"))[:2000] + sorted((GROCERY / "photos").rglob("*.jpg"))[:200]
+PHOTO_SOURCES = ("mixed", "myntra", "packages")
+
+
+def photo_files(n: int, seed: int, source: str = "mixed") -> list[Path]:
+    """`n` query photos: Myntra product images and grocery in-store photos (mixed), Myntra only, or only the
+    in-store photos of grocery packages (cartons with printed words: what a query photo that is read costs)."""
+    myntra = sorted((MYNTRA / "images_hr").glob("*.jpg"))[:2000]
+    grocery = sorted((GROCERY / "photos").rglob("*.jpg"))[:200]
+    files = {"mixed": myntra + grocery, "myntra": myntra,
+             "packages": sorted((GROCERY / "photos" / "val" / "Packages").rglob("*.jpg"))}[source]
     return random.Random(seed).sample(files, min(n, len(files)))
 
 
@@ -186,6 +194,7 @@ def main() -> None:
     parser.add_argument("--load-pool", type=int, default=3000, help="distinct text queries for the load phase")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--photo-source", choices=PHOTO_SOURCES, default="mixed")
     parser.add_argument("--photo-share", type=float, default=0.1, help="share of photo queries under load")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "query.json")
@@ -195,7 +204,7 @@ def main() -> None:
 
     pool = text_queries(args.home, 20 + args.text + args.load_pool, args.seed)
     warm, queries, load_queries = pool[:20], pool[20:20 + args.text], pool[20 + args.text:] or pool
-    photos = [p.read_bytes() for p in photo_files(args.photos, args.seed)]
+    photos = [p.read_bytes() for p in photo_files(args.photos, args.seed, args.photo_source)]
     proc = None
     url = args.url
     if url is None:

@@ -86,8 +86,8 @@ class SearchSettings:
     photo_text_min: float = 0.2
     # A text query in `image` mode (words → product photos): cosine + image_text_weight * trigram cosine of the
     # words with the words printed on each product image (0: vectors only). Chosen on the even-id half of the
-    # grocery titles (bench/ocr.py: 0.25-2; recall@1 0.122-0.195 there).
-    image_text_weight: float = 2.0
+    # grocery titles (bench/ocr.py: 0.25-2; recall@1 0.122-0.146 there, 1.0 best since printed amounts are terms).
+    image_text_weight: float = 1.0
     negative_weight: float = 0.35   # how strongly "without X" pushes the query vector away from X
     collapse: bool = True           # fold near-duplicates (same image bytes, or same title and near-identical image)
     duplicate_cosine: float = 0.97  # image-vector cosine above which same-titled products count as duplicates

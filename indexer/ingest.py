@@ -36,7 +36,7 @@ from indexer.errors import BadImage
 from indexer.images import ImageInfo, ImageResolver, decode_image
 from indexer.product import STORED_FIELDS
 from indexer.reading import READER_VERSION, Reading, load_reader
-from indexer.reading.policy import auto_reads, has_words, spread
+from indexer.reading.policy import AUTO_SAMPLE, auto_reads, has_words, spread
 from indexer.store import Embedding, ImageText, IngestRun, Product, ProductImage, RowOutcome, Store, upsert, utcnow
 from indexer.vectors import fuse_vectors
 
@@ -173,14 +173,30 @@ class Indexer:
 
     def _decide_reading(self) -> None:
         """on / off as asked; auto reads the catalog if a spread sample of its images carries printed words
-        (indexer.reading.policy). Sampled images this reader read before are not read again."""
+        (indexer.reading.policy: a second, interleaved sample where the first is not clear). Sampled images this
+        reader read before are not read again."""
         if self.read_text != "auto":
             self.reading, self.summary.reading = self.read_text == "on", self.read_text
             return
         rows = [r for r in read_catalog(self.options.catalog, self.mapping) if isinstance(r, CatalogRow)]
+        evidence: list[bool] = []
+        decision = None
+        offsets = (0.5, 0.0) if len(rows) > AUTO_SAMPLE else (0.5,)  # a small catalog is read whole at once
+        for i, offset in enumerate(offsets):
+            evidence += self._sample_evidence(spread(rows, offset=offset))
+            decision = auto_reads(sum(evidence), len(evidence), final=i == len(offsets) - 1)
+            if decision is not None:
+                break
+        self.reading = bool(decision)
+        self.summary.reading = (f"auto: {'on' if self.reading else 'off'} ({sum(evidence)} of {len(evidence)} "
+                                f"sampled images carry words)")
+        log.info("read-text %s", self.summary.reading)
+
+    def _sample_evidence(self, sample: list[CatalogRow]) -> list[bool]:
+        """Whether each readable image of `sample` carries words: read now (and stored), or as read before."""
         fresh: list[Prepared] = []
         known: list[str] = []
-        for row in spread(rows):
+        for row in sample:
             try:
                 data, ref = self.resolver.read(row.image or "")
             except BadImage:
@@ -196,11 +212,8 @@ class Indexer:
             self._write_readings(s, fresh)
             stored = list(s.execute(select(ImageText.outcome, ImageText.lines).where(ImageText.sha256.in_(known))))
         evidence = [has_words([line.text for line in p.reading.lines]) for p in fresh if p.reading.outcome != "failed"]
-        evidence += [has_words([line["text"] for line in lines]) for outcome, lines in stored if outcome != "failed"]
-        self.reading = auto_reads(sum(evidence), len(evidence))
-        self.summary.reading = (f"auto: {'on' if self.reading else 'off'} ({sum(evidence)} of {len(evidence)} "
-                                f"sampled images carry words)")
-        log.info("read-text %s", self.summary.reading)
+        return evidence + [has_words([line["text"] for line in lines]) for outcome, lines in stored
+                           if outcome != "failed"]
 
     def _store_readings(self, prepared: list[Prepared]) -> None:
         with self.store.session() as s:

@@ -14,7 +14,7 @@ from typing import Iterable, Sequence
 import bm25s
 import numpy as np
 
-from indexer.reading.words import word_forms
+from indexer.reading.words import quantities, word_forms
 
 log = logging.getLogger(__name__)
 logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every build step at DEBUG
@@ -29,11 +29,14 @@ def product_document(title: str, brand: str | None, category: str | None, colour
     """The text BM25 sees for one product (the brand and title come first; order does not change BM25).
 
     `printed` (the lines read on its image) adds each distinct printed word once, as read and without diacritics
-    ("MJÖLK" and "mjolk": OCR keeps or drops them at random): a word found only on the package makes the product
-    findable, and weighs no more than one mention in the description, below the title's words, which also
-    appear in the brand, category and description."""
+    ("MJÖLK" and "mjolk": OCR keeps or drops them at random), and each printed amount as one token ("1,5%" →
+    "1_5pct", as `search` writes the query's): a word found only on the package makes the product findable,
+    and weighs no more than one mention in the description, below the title's words, which also appear in the
+    brand, category and description."""
     attrs = " ".join(f"{k} {v}" for k, v in (attributes or {}).items())
-    parts = [title, brand, category, colour, attrs, description, *approved_copy, " ".join(word_forms(printed))]
+    printed = list(printed)
+    parts = [title, brand, category, colour, attrs, description, *approved_copy,
+             " ".join(word_forms(printed) + quantities(" ".join(printed)))]
     return "\n".join(p for p in parts if p)
 
 
@@ -75,7 +78,8 @@ class LexicalIndex:
     def search(self, query: str, k: int = 10) -> list[tuple[int, float]]:
         if self._retriever is None or k <= 0:
             return []
-        tokens = [t for t in _tokenize([query])[0] if t in self._retriever.vocab_dict]
+        # amounts written as the documents' printed ones are ("1,5%" → "1_5pct"; "500 g" also meets a "500g")
+        tokens = [t for t in _tokenize([" ".join([query, *quantities(query)])])[0] if t in self._retriever.vocab_dict]
         if not tokens:
             return []
         rows, scores = self._retriever.retrieve([tokens], k=min(k, len(self._keys)), show_progress=False)

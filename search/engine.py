@@ -19,7 +19,7 @@ from PIL import Image
 from indexer.config import SCENE_MODES, SearchSettings, Settings
 from indexer.errors import BadInput
 from indexer.reading import TextReader, load_reader
-from indexer.reading.words import words
+from indexer.reading.words import terms
 from indexer.store import Store, open_store
 from indexer.vectors import IndexReader
 from search import product_reader
@@ -107,7 +107,7 @@ class SearchEngine:
             kind, mode, ranking = "scene", cfg.image_kind, scene.ranking
         elif query.image is not None:
             kind, mode = ("image+text" if text else "image"), cfg.image_kind
-            photo_words = self._photo_words(state, query.image, timer) if not text else ""
+            photo_words = self._photo_words(state, query.image, timer)
             ranking = rank_photo(state, cfg, self.encoder, query.image, text, negative, query.image_weight, allowed,
                                  timer, photo_words)
         elif text:
@@ -154,7 +154,7 @@ class SearchEngine:
             return ""
         with timer.stage("read_text"):
             reading = (self._text_reader or load_reader()).read_image(image, turn=False)
-        return " ".join(w for line in reading.lines for w in words(line.text))
+        return " ".join(w for line in reading.lines for w in terms(line.text))
 
     def similar(self, product_id: str, *, k: int = 10, page: int = 1, filters: Filters | None = None) -> SearchResult:
         """Products that look like `product_id` (itself excluded)."""

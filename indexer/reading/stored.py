@@ -7,20 +7,21 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from indexer.reading.reader import READER_VERSION
-from indexer.reading.words import words
+from indexer.reading.words import terms
 from indexer.store import ImageText
 
 
 def printed_lines(session: Session, image_hashes: Iterable[str | None]) -> dict[str, list[str]]:
-    """The lines this reader read on each of `image_hashes` that hold a word (`words`: 3+ letters; scraps such as
-    "Q" or "0" read on an aubergine's skin are stored, but not shown or searched). Images without any are absent."""
+    """The lines this reader read on each of `image_hashes` that hold a word or an amount (`terms`: 3+ letters, or
+    "1,5%"; scraps such as "Q" or "0" read on an aubergine's skin are stored, but not shown or searched). Images
+    without any are absent."""
     wanted = sorted({h for h in image_hashes if h})
     found: dict[str, list[str]] = {}
     for i in range(0, len(wanted), 500):
         for sha, lines in session.execute(select(ImageText.sha256, ImageText.lines).where(
                 ImageText.sha256.in_(wanted[i:i + 500]), ImageText.reader == READER_VERSION,
                 ImageText.outcome == "read")):
-            kept = [line["text"] for line in lines if words(line["text"])]
+            kept = [line["text"] for line in lines if terms(line["text"])]
             if kept:
                 found[sha] = kept
     return found

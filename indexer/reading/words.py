@@ -17,6 +17,7 @@ import numpy as np
 from scipy import sparse
 
 _WORD = re.compile(r"[^\W_]+")
+_QUANTITY = re.compile(r"(?<![\w.,])(\d+(?:[.,]\d+)?)\s?(?:(%)|(kg|mg|g|dl|cl|ml|l|cm|mm|m|oz|st)(?![^\W\d_]))")
 MIN_WORD_LETTERS = 3  # "GOD", "EKO" count; "NY", "0" and "1ccx"-like scraps of digits do not
 
 
@@ -42,6 +43,49 @@ def word_forms(lines: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(forms))
 
 
+def quantities(text: str) -> list[str]:
+    """Printed amounts with their unit as one search token each, written one way ("1,5%" and "1.5 %" → "1_5pct",
+    "0,5 L" → "0_5l", "500 g" → "500g", "12%FETT" → "12pct"): `words` drops digits, and the tokenisers split at
+    the comma or point. Bare numbers without a unit ("100", the "0" read on an apple's skin) are not kept."""
+    found = []
+    for m in _QUANTITY.finditer(fold(text)):
+        number = m.group(1).replace(",", ".")
+        number = number.rstrip("0").rstrip(".") if "." in number else number
+        found.append(number.replace(".", "_") + ("pct" if m.group(2) else m.group(3)))
+    return list(dict.fromkeys(found))
+
+
+def terms(text: str) -> list[str]:
+    """What trigram matching compares: the folded words of `text` and its amounts with units (`quantities`)."""
+    return words(text) + quantities(text)
+
+
+def one_misread(a: str, b: str) -> bool:
+    """Whether folded words `a` and `b` are equal, or differ by one misread, dropped or added letter where both
+    have 5+ letters ("crapefruit" / "grapefruit"): how an OCR reading of a catalog word is recognised."""
+    if a == b:
+        return True
+    if min(len(a), len(b)) < 5 or abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        return sum(x != y for x, y in zip(a, b)) == 1
+    short, long_ = sorted((a, b), key=len)
+    return any(long_[:i] + long_[i + 1:] == short for i in range(len(long_)))
+
+
+def read_catalog_words(lines: Iterable[str], catalog_text: str) -> list[str]:
+    """The words of `catalog_text` (as the catalog writes them, in its order, once each) that were read in `lines`
+    (folded, tolerating one misread letter): the printed names a copy may state, because the catalog states them."""
+    read = set(words(" ".join(lines)))
+    found = {}
+    for raw in _WORD.findall(catalog_text):
+        folded = fold(raw)
+        if sum(ch.isalpha() for ch in folded) >= MIN_WORD_LETTERS and folded not in found and any(
+                one_misread(folded, w) for w in read):
+            found[folded] = raw
+    return list(found.values())
+
+
 def trigrams(word: str) -> list[str]:
     """Character trigrams of one word with boundary marks ("oat" → " oa", "oat", "at ")."""
     padded = f" {word} "
@@ -52,7 +96,7 @@ class TrigramIndex:
     """TF-IDF trigram vectors of one document per product; `scores(text)` → cosine with every document."""
 
     def __init__(self, documents: Sequence[str]) -> None:
-        counts = [Counter(g for w in words(doc) for g in trigrams(w)) for doc in documents]
+        counts = [Counter(g for w in terms(doc) for g in trigrams(w)) for doc in documents]
         vocab: dict[str, int] = {}
         for c in counts:
             for g in c:
@@ -79,7 +123,7 @@ class TrigramIndex:
 
     def scores(self, text: str) -> np.ndarray:
         """Cosine of `text`'s trigram vector with each document's (zeros where nothing is shared)."""
-        c = Counter(g for w in words(text) for g in trigrams(w) if g in self.vocab)
+        c = Counter(g for w in terms(text) for g in trigrams(w) if g in self.vocab)
         if not c:
             return np.zeros(len(self), dtype=np.float32)
         idx = np.fromiter((self.vocab[g] for g in c), dtype=np.int64)

@@ -30,8 +30,10 @@ def rank_photo(state: IndexState, config: SearchSettings, encoder: Callable[[], 
     the photo or the words on its own (each part above its floor); the blend only orders them. (A floor on the
     blended score would ask a one-word text to match as well as a whole title does, and drop look-alikes.)
     `weight` is the photo's share w (None: the configured one); `encoder` is called once the weight is valid.
-    `photo_words`, the words read on a photo alone, fuse with the products' printed words and titles
-    (search.ranking.printed); a photo without them is ranked by its look alone."""
+    `photo_words`, the words read on the photo, fuse with the products' printed words and titles
+    (search.ranking.printed): on a photo alone with its visual score, on a photo with text with the blended score,
+    the typed words joining the photo's ("this, but lactose free" meets LAKTOSFRI on the carton); a photo without
+    them is ranked as before."""
     w = config.image_weight if weight is None else weight
     if not 0.0 <= w <= 1.0:
         raise BadInput("image_weight must lie between 0 and 1")
@@ -57,6 +59,10 @@ def rank_photo(state: IndexState, config: SearchSettings, encoder: Callable[[], 
                               if k in photo_sims and k in text_sims
                               and (photo_sims[k] >= config.min_image_score or text_sims[k] >= words_floor)),
                              key=lambda kv: -kv[1])
+            if photo_words:  # the blend passed its floors above; products only the words name join at min_match
+                ranking = with_printed(state, config, config.image_kind, photo_vec, ranking, f"{photo_words} {text}",
+                                       allowed, titles=True, weight=config.photo_text_weight, min_score=-1.0,
+                                       timer=timer)
     if negative:
         with timer.stage("lexical"):
             avoid = avoided(state, negative, config.candidates)

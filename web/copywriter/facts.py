@@ -1,6 +1,10 @@
 """A product's copy facts: what the copy may say, from the database plus what our encoder sees in the image.
 
-Database facts always win. A visual attribute (read zero-shot: the image vector against text prompts such as
+Database facts always win. Words printed on the package (read at index time, indexer.reading) become one
+labelled fact, "Printed on the package", holding only the catalog's own title and brand words that were read there
+("Tropicana", "Golden", "Grapefruit"): a name the grounding check can verify. The rest of the printed text
+("12%FETT", "EKOLOGISK") is kept with the facts for the check, never offered as a fact, because nothing in the
+catalog confirms what it claims. A visual attribute (read zero-shot: the image vector against text prompts such as
 "a photo of a striped tshirt") is used only when its confidence clears a threshold and the database says
 nothing about that attribute, so the image can add "striped" but can never contradict "colour: Blue".
 """
@@ -15,6 +19,8 @@ from sqlalchemy.orm import Session
 
 from indexer.errors import BadImage, NotFound, ShopLensError
 from indexer.product import ProductData
+from indexer.reading.stored import printed_lines
+from indexer.reading.words import read_catalog_words
 from indexer.store import Product
 
 log = logging.getLogger(__name__)
@@ -42,6 +48,7 @@ VISUAL_GROUPS: tuple[tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...
     ("style", ("usage", "Occasion"), ("casual", "formal", "sports", "ethnic", "party"), ()),
 )
 DEFAULT_VISUAL_THRESHOLD = 0.9
+PRINTED_LABEL = "Printed on the package"
 
 
 @dataclass(frozen=True)
@@ -58,6 +65,12 @@ class CopyFacts(ProductData):
     """Everything the copywriter knows about one product: its catalog data and what was read in its image."""
 
     visual: list[VisualAttribute] = field(default_factory=list)
+    printed: tuple[str, ...] = ()  # the lines read on the product image, as read (indexer.reading.stored)
+
+    @property
+    def printed_names(self) -> list[str]:
+        """The title and brand words that were read on the package, as the catalog spells them."""
+        return read_catalog_words(self.printed, " ".join(filter(None, (self.brand, self.title))))
 
     @property
     def article_type(self) -> str:
@@ -73,6 +86,7 @@ class CopyFacts(ProductData):
         pairs += [(k, v) for k, v in self.attributes.items()
                   if k not in HIDDEN_ATTRIBUTES and k not in LONG_TEXT_ATTRIBUTES and len(v) <= 60]
         pairs += [(v.name.capitalize(), v.value) for v in self.visual]
+        pairs.append((PRINTED_LABEL, ", ".join(self.printed_names)))
         return [(k, str(v)) for k, v in pairs if v not in (None, "")]
 
     def evidence_text(self) -> str:
@@ -85,21 +99,22 @@ class CopyFacts(ProductData):
 
     def to_json(self) -> dict:
         return {"product_id": self.id, "facts": dict(self.prompt_facts()),
-                "visual": [v.__dict__ for v in self.visual]}
+                "visual": [v.__dict__ for v in self.visual], "printed": list(self.printed)}
 
 
-def facts_from_product(product: Product) -> CopyFacts:
-    """The database facts of one product (no image reading)."""
+def facts_from_product(product: Product, printed: tuple[str, ...] = ()) -> CopyFacts:
+    """The database facts of one product (no image reading), with the lines read on its image if given."""
     attributes = {str(k): str(v) for k, v in (product.attributes or {}).items() if v not in (None, "")}
-    return CopyFacts.from_record(product, image=product.image_ref, attributes=attributes)
+    return CopyFacts.from_record(product, image=product.image_ref, attributes=attributes, printed=printed)
 
 
 def load_facts(session: Session, product_id: str) -> CopyFacts:
-    """The facts of an active product; NotFound for an unknown or deleted id."""
+    """The facts of an active product, with the text read on its image; NotFound for an unknown or deleted id."""
     product = session.get(Product, product_id)
     if product is None or product.status != "active":
         raise NotFound(f"product {product_id!r} not found", hint="Check the id with `shoplens search`.")
-    return facts_from_product(product)
+    printed = printed_lines(session, [product.image_hash]).get(product.image_hash, [])
+    return facts_from_product(product, tuple(printed))
 
 
 class VisualReader:

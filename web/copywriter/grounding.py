@@ -6,6 +6,12 @@ features, patterns, sleeves, necklines, "available in many colours"); the same p
 claim is supported exactly when the facts name the same thing (or something that implies it: "navy blue"
 supports "blue"). Unsupported claims are reported with their character span, so the page can highlight them and
 `remove_unsupported` can drop the sentences that carry them.
+
+Words printed on the package (`CopyFacts.printed`) are evidence of names only. A sentence that says what the
+package reads ("the carton reads Tropicana") is a `printed` claim, supported when the named words are printed names
+(title and brand words read on the package). A "made of / contains / ingredients" sentence whose words appear in
+the printed text but not in the catalog's facts is an unsupported `composition` claim: OCR of "12%FETT" or "HAVRE"
+is not a fact the catalog confirms.
 """
 from __future__ import annotations
 
@@ -14,6 +20,7 @@ from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import Iterable
 
+from indexer.reading.words import fold, one_misread, quantities, words
 from web.copywriter.facts import CopyFacts
 
 # (kind, regex, key, keys it implies). Patterns are matched case-insensitively on word boundaries.
@@ -142,6 +149,16 @@ _STYLING_CUE = re.compile(r"\b(?:pair(?:ed|s|ing)?|team(?:ed|s|ing)?|match(?:ed|
                           r"layer(?:ed)?)\b", re.I)
 # Kinds that, after a styling cue, describe the other garment ("pair it with black jeans").
 _STYLING_KINDS = frozenset({"category", "colour", "material", "pattern"})
+# What the package reads: a cue ("the label reads", "printed on the carton") and then a quoted phrase or
+# Capitalised words (case-sensitive, so "printed on the front in bold" names nothing).
+_PRINTED_CUE = (r"(?i:(?:reads|says|spells(?: out)?|labell?ed(?: with| as)?|(?:printed|written) (?:on|across)"
+                r"|bears the (?:name|words?|logo))\b)[^.!?\n\"“]{0,30}?")
+_PRINTED = re.compile(_PRINTED_CUE + r"(?:[\"“‘]([^\"”’\n]{1,40})[\"”’]"
+                      r"|((?:[A-ZÄÖÅ][\w&!'-]*)(?: (?:[A-ZÄÖÅ][\w&!'-]*)){0,3}))")
+# What a product is made of, up to the end of the clause.
+_COMPOSITION = re.compile(r"(?<![\w-])(?:made (?:of|from|with)|contains?|containing|consists? of|composed of|"
+                          r"ingredients?(?: are| include| such as)?:?)\s+((?:[^.!?;\n]|(?<=\d)\.(?=\d)){1,60})", re.I)
+_FILLER = frozenset({"and", "the", "with", "its", "for", "from", "only", "also", "all", "per", "real", "just"})
 _SENTENCE_END = re.compile(r"[.!?]+[\"')\]]*(?:\s+|$)|\n+")
 # Brands that are everyday words in copy ("classic", "denim", "image"): not checkable as brands.
 _WORD_BRANDS = frozenset("""and|basics|denim|image|music|queen|fortune|genesis|joker|mineral|homme|police|turtle|
@@ -228,9 +245,49 @@ class FactIndex:
             self.numbers.add(f"{facts.price:g}")
         self.size_letters = set(_SIZE_LETTERS.findall(evidence))
         self.evidence = evidence
+        self.catalog_terms = set(words(evidence)) | set(quantities(evidence))
+        self.printed_terms = set(words(" ".join(facts.printed))) | set(quantities(" ".join(facts.printed)))
+        self.printed_names = {fold(n) for n in facts.printed_names}
 
     def supports(self, kind: str, key: str) -> bool:
         return (kind, key) in self.supported
+
+
+def _known(term: str, terms: set[str]) -> bool:
+    """`term` or its singular/plural ("oats" / "oat") is in `terms`."""
+    return bool({term, term.rstrip("s"), term + "s"} & terms)
+
+
+def _printed_claims(text: str, index: FactIndex) -> list[Claim]:
+    """Sentences that say what the package reads: supported only by names read on it that the catalog gives."""
+    claims = []
+    for m in _PRINTED.finditer(text):
+        group = 1 if m.group(1) is not None else 2
+        named = words(m.group(group))
+        if not named:
+            continue
+        ok = all(any(one_misread(w, n) for n in index.printed_names) for w in named)
+        reason = "" if ok else (f"{m.group(group)!r} is printed on the package but is not a name the catalog gives"
+                                if all(_known(w, index.printed_terms) for w in named)
+                                else f"{m.group(group)!r} was not read on the package")
+        claims.append(Claim("printed", m.group(group), " ".join(named), m.start(group), m.end(group), ok, reason))
+    return claims
+
+
+def _composition_claims(text: str, index: FactIndex) -> list[Claim]:
+    """What-it-is-made-of claims that rest on printed words: unsupported unless the catalog states them too."""
+    claims = []
+    for m in _COMPOSITION.finditer(text):
+        terms = [t for t in words(m.group(1)) + quantities(m.group(1)) if t not in _FILLER]
+        if not any(_known(t, index.printed_terms) for t in terms):
+            continue  # not drawn from the package: the lexicon's material and number checks judge it
+        missing = [t for t in terms if not _known(t, index.catalog_terms)]
+        printed_only = [t for t in missing if _known(t, index.printed_terms)]
+        reason = "" if not missing else (
+            f"{m.group(0)!r}: {', '.join(printed_only)} only printed on the package, not in the catalog's facts"
+            if printed_only else f"{m.group(0)!r}: {', '.join(missing)} not in the product's facts")
+        claims.append(Claim("composition", m.group(0), " ".join(terms), m.start(), m.end(), not missing, reason))
+    return claims
 
 
 def _raw_claims(text: str, brands: frozenset[str]) -> list[tuple[str, str, str, tuple[str, ...], int, int]]:
@@ -277,6 +334,9 @@ def extract_claims(text: str, index: FactIndex) -> list[Claim]:
             ok = index.supports(kind, key)
             reason = "" if ok else f"{kind} {surface!r} is not in the product's facts"
         claims.append(Claim(kind, surface, key, start, end, ok, reason))
+    for claim in _printed_claims(text, index) + _composition_claims(text, index):
+        covered.append((claim.start, claim.end))
+        claims.append(claim)
     for m in _NUMBER.finditer(text):
         if any(s <= m.start() < e for s, e in covered):
             continue

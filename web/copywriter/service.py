@@ -54,7 +54,8 @@ class CopyService:
         return self._reader
 
     def facts(self, product_ids: list[str]) -> list[CopyFacts]:
-        """Database facts of each product, plus visual attributes when an encoder is available."""
+        """Database facts of each product (with the text read on its image), plus visual attributes when an encoder
+        is available."""
         with self.store.session() as s:
             found = [load_facts(s, pid) for pid in product_ids]
         reader = self.reader
@@ -62,6 +63,7 @@ class CopyService:
 
     def _params(self, draft: CopyDraft, facts: CopyFacts, extra: dict | None) -> None:
         draft.params.update({"visual_attributes": [v.__dict__ for v in facts.visual],
+                             "printed_names": facts.printed_names,
                              "visual_threshold": self.visual_threshold if self.vision else None, **(extra or {})})
 
     def generate(self, product_ids: list[str], options: CopyOptions, *, author: str | None = None,
