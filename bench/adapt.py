@@ -130,6 +130,7 @@ def _home(name: str, catalog: Path, mapping: list[str], reuse: bool, *extra: str
     """The bench's home for a catalog: built fresh, or with `reuse` the one a previous run indexed."""
     home = OUT / name
     if reuse and (home / "index" / "CURRENT").is_file():
+        shoplens(home, "adapt", "--reset")  # "before" is the installed model
         return home
     return fresh_home(name, catalog, mapping, *extra)
 
