@@ -17,7 +17,7 @@ from web.app import create_app
 from web.cli import cli
 from web.services import services
 
-AREAS = ((indexer_commands, {"index", "status", "migrate", "train-model"}),
+AREAS = ((indexer_commands, {"index", "status", "migrate", "train-model", "adapt"}),
          (search_commands, {"search", "similar", "eval"}),
          (web_commands, {"serve", "generate", "publish-copy"}))
 
