@@ -34,6 +34,14 @@ def ikea_rows(stride: int, start: int = 0) -> tuple[list[dict], list[str]]:
     return rows, fields
 
 
+def indexed_ikea(folder: Path, stride: int) -> Path:
+    """A home in `folder` with every `stride`-th IKEA product indexed by the real CLI (reading off: no text here)."""
+    home = folder / "home"
+    rows, fields = ikea_rows(stride)
+    index_catalog(home, write_csv(folder / "ikea.csv", rows, fields), IKEA_MAP, "--read-text", "off")
+    return home
+
+
 def vectors_of(home: Path, version: str, kind: str = "image") -> tuple[np.ndarray, np.ndarray]:
     """(keys, vectors) stored in a version's flat index, in key order."""
     index = faiss.read_index(str(home / "index" / version / f"{kind}.faiss"))
@@ -49,10 +57,7 @@ def current(home: Path) -> str:
 
 @pytest.fixture(scope="module")
 def ikea_home(tmp_path_factory) -> Path:
-    home = tmp_path_factory.mktemp("ikea-adapt")
-    rows, fields = ikea_rows(6)
-    index_catalog(home, write_csv(home / "ikea.csv", rows, fields), IKEA_MAP, "--read-text", "off")
-    return home
+    return indexed_ikea(tmp_path_factory.mktemp("ikea-adapt"), 6)
 
 
 @pytest.fixture(scope="module")
@@ -109,9 +114,7 @@ def test_eval_flags_the_products_the_adapted_model_trained_on(adapted):
 
 
 def test_reset_and_rollback_restore_the_installed_vectors_byte_for_byte(tmp_path):
-    home = tmp_path / "home"
-    rows, fields = ikea_rows(6)
-    index_catalog(home, write_csv(tmp_path / "ikea.csv", rows, fields), IKEA_MAP, "--read-text", "off")
+    home = indexed_ikea(tmp_path, 6)
     base = current(home)
     keys, vecs = vectors_of(home, base)
     shoplens(home, "adapt", "--no-progress")
@@ -133,11 +136,9 @@ def test_reset_and_rollback_restore_the_installed_vectors_byte_for_byte(tmp_path
 
 
 def test_a_killed_adapt_leaves_the_published_version_untouched(tmp_path):
-    home = tmp_path / "home"
-    rows, fields = ikea_rows(12)
-    index_catalog(home, write_csv(tmp_path / "ikea.csv", rows, fields), IKEA_MAP, "--read-text", "off")
+    home = indexed_ikea(tmp_path, 12)
     before = current(home)
-    keys, vecs = vectors_of(home, before)
+    vecs = vectors_of(home, before)[1]
     proc = subprocess.Popen([sys.executable, "-m", "web.cli", "--home", str(home), "adapt", "--no-progress"],
                             cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stderr=subprocess.PIPE,
                             text=True)
@@ -157,9 +158,7 @@ def test_a_killed_adapt_leaves_the_published_version_untouched(tmp_path):
 
 
 def test_a_catalog_too_small_to_learn_from_is_refused_and_keeps_the_model(tmp_path):
-    home = tmp_path / "home"
-    rows, fields = ikea_rows(100)
-    index_catalog(home, write_csv(tmp_path / "ikea.csv", rows, fields), IKEA_MAP, "--read-text", "off")
+    home = indexed_ikea(tmp_path, 100)
     before = current(home)
     result = shoplens(home, "adapt", ok=False)
     assert result.exit_code == 1
