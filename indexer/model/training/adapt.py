@@ -15,12 +15,10 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from PIL import Image, ImageFilter
 
 from indexer.model.lite import LiteCLIP
-from indexer.model.training.features import image_features, text_features
+from indexer.model.training.features import embed_features, image_features, text_features
 from indexer.model.training.metrics import retrieval_metrics
 from indexer.model.training.recipe import Recipe
 from indexer.model.training.train import fit
@@ -128,13 +126,6 @@ def catalog_features(model: LiteCLIP, tokenizer, preprocess, items: list[Catalog
     return CatalogFeatures(stacked, titles, texts, answer_groups(items))
 
 
-def _embed(model: LiteCLIP, kind: str, feats: np.ndarray) -> np.ndarray:
-    with torch.inference_mode():
-        t = torch.from_numpy(np.ascontiguousarray(feats))
-        out = model.embed_image_features(t) if kind == "image" else model.embed_text_features(t)
-        return F.normalize(out, dim=-1).numpy()
-
-
 def heldout_metrics(model: LiteCLIP, feats: CatalogFeatures, rows: list[int]) -> dict[str, dict[str, float]]:
     """What search would see on the held-out products, with the model's full vectors (every block): titles →
     images and images → product texts among the held-out products; relevant = same answer group."""
@@ -142,9 +133,9 @@ def heldout_metrics(model: LiteCLIP, feats: CatalogFeatures, rows: list[int]) ->
         return {}
     groups = feats.groups[rows]
     relevant = groups[:, None] == groups[None, :]
-    images = _embed(model, "image", feats.views[rows, 0])
-    titles = _embed(model, "text", feats.titles[rows])
-    texts = _embed(model, "text", feats.texts[rows])
+    images = embed_features(model, "image", feats.views[rows, 0])
+    titles = embed_features(model, "text", feats.titles[rows])
+    texts = embed_features(model, "text", feats.texts[rows])
     return {"text→image": retrieval_metrics(titles @ images.T, relevant),
             "image→text": retrieval_metrics(images @ texts.T, relevant)}
 

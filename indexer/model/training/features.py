@@ -142,3 +142,12 @@ def text_features(model: LiteCLIP, tokenizer, texts: list[str], cache_dir: Path,
                 bar.update(len(chunk[i:i + batch_size]))
             store.add(chunk, np.concatenate(out))
     return store.get(list(texts))
+
+
+def embed_features(model: LiteCLIP, kind: str, feats: np.ndarray) -> np.ndarray:
+    """L2-normalised model vectors (every block, as search ranks) of cached `kind` ("image" or "text") tower
+    features: how training scores a model without running the towers again."""
+    with torch.inference_mode():
+        t = torch.from_numpy(np.ascontiguousarray(feats))
+        out = model.embed_image_features(t) if kind == "image" else model.embed_text_features(t)
+        return torch.nn.functional.normalize(out, dim=-1).numpy()

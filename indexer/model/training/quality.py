@@ -17,10 +17,9 @@ from pathlib import Path
 
 import click
 import numpy as np
-import torch
 
 from indexer.config import load_settings
-from indexer.model.training.features import image_features, text_features
+from indexer.model.training.features import embed_features, image_features, text_features
 from indexer.model.lite import Blend, LiteCLIP, build_lite
 from indexer.model.training.metrics import retrieval_metrics
 from indexer.model.training.data import read_pairs, split
@@ -39,13 +38,6 @@ class Task:
     queries: np.ndarray
     candidates: np.ndarray
     relevant: np.ndarray
-
-
-def _embed(model: LiteCLIP, kind: str, feats: np.ndarray) -> np.ndarray:
-    with torch.inference_mode():
-        t = torch.from_numpy(feats)
-        out = model.embed_image_features(t) if kind == "image" else model.embed_text_features(t)
-        return torch.nn.functional.normalize(out, dim=-1).numpy()
 
 
 def myntra_tasks(model: LiteCLIP, tokenizer, preprocess, cache_dir: Path, datasets: Path) -> list[Task]:
@@ -81,7 +73,7 @@ def grocery_tasks(model: LiteCLIP, tokenizer, preprocess, cache_dir: Path, datas
 
 
 def score(model: LiteCLIP, tasks: list[Task]) -> dict[str, dict[str, float]]:
-    return {t.name: retrieval_metrics(_embed(model, t.query_kind, t.queries) @ _embed(model, t.cand_kind, t.candidates).T,
+    return {t.name: retrieval_metrics(embed_features(model, t.query_kind, t.queries) @ embed_features(model, t.cand_kind, t.candidates).T,
                                       t.relevant) for t in tasks}
 
 
