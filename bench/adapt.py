@@ -115,12 +115,12 @@ def photo_queries(home: Path, read: bool) -> dict:
 
 def _heldout_ids(home: Path, holdout: float = 0.1) -> list[str]:
     """The products `shoplens adapt --holdout` holds out (the same deterministic split, computed beforehand)."""
-    from indexer.adaptation import _items, adapt_recipe, split_products
+    from indexer.adaptation import adapt_recipe, catalog_items, split_products
     from indexer.config import load_settings
     from indexer.store import open_store
 
     settings = load_settings(home=home)
-    items = _items(open_store(settings.db_url), settings.max_image_pixels, settings.max_image_bytes)
+    items = catalog_items(open_store(settings.db_url), settings.max_image_pixels, settings.max_image_bytes)
     held = split_products([i.id for i in items], holdout=holdout, exclude=frozenset(), val=adapt_recipe(0).val,
                           seed=0)[2]
     return [items[i].id for i in held]
@@ -205,9 +205,8 @@ def forgetting(ikea_model: str, n: int) -> dict:
     from indexer.model.adapted import folder_of, read_model_file
     from indexer.model.lite import build_lite
     from indexer.model.training.data import read_pairs, split
-    from indexer.model.training.features import image_features, text_features
+    from indexer.model.training.features import embed_features, image_features, text_features
     from indexer.model.training.metrics import retrieval_metrics
-    from indexer.model.training.quality import _embed
 
     cache = load_settings().model_cache_dir
     pairs = read_pairs(MYNTRA / "products.csv", ["image_hr", "thumb_60x80:thumbs_60x80.zip"],
@@ -222,7 +221,7 @@ def forgetting(ikea_model: str, n: int) -> dict:
         titles = sorted({p.title for p in test})
         txt = text_features(model, tokenizer, titles, cache, desc="myntra held-out titles")
         relevant = np.array([[p.title == t for p in test] for t in titles])
-        scores = _embed(model, "text", txt) @ _embed(model, "image", img).T
+        scores = embed_features(model, "text", txt) @ embed_features(model, "image", img).T
         out[label] = {k: round(v, 3) for k, v in retrieval_metrics(scores, relevant).items()}
     return {"n_products": len(test), **out}
 

@@ -19,6 +19,7 @@ import shutil
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +32,7 @@ from indexer.locking import run_lock
 from indexer.model.adapted import (HEADS_FILE, MODEL_FILE, MODELS_DIR, TRAINED_ON_FILE, folder_of, published_model,
                                    spec_of)
 from indexer.publish import publish_from_store
-from indexer.reembed import reembed
+from indexer.reembed import reembed, stored_image, stored_row
 from indexer.store import Product, Store, open_store
 
 log = logging.getLogger(__name__)
@@ -90,21 +91,17 @@ def split_products(ids: list[str], *, holdout: float, exclude: frozenset[str], v
     return sorted(pool[n_val:]), sorted(pool[:n_val]), held
 
 
-def _items(store: Store, max_pixels: int, max_bytes: int):
-    from indexer.catalog import CatalogRow
-    from indexer.images import ImageResolver, decode_image
+def catalog_items(store: Store, max_pixels: int, max_bytes: int) -> list:
+    """The active products with an image, by id, as adaptation's `CatalogItem`s (images read when needed)."""
+    from indexer.images import ImageResolver
     from indexer.model.training.adapt import CatalogItem
 
     resolver = ImageResolver([], max_bytes=max_bytes)
-
-    def loader(ref: str):
-        return lambda: decode_image(resolver.read(ref)[0], max_pixels=max_pixels, what=f"image {ref}")[0]
-
     with store.session() as s:
         products = list(s.scalars(select(Product).where(Product.status == "active", Product.image_hash.is_not(None))
                                   .order_by(Product.id)))
-        rows = [CatalogRow.from_record(p, row_number=0, image=p.image_ref) for p in products]
-    return [CatalogItem(p.id, p.title, row.text(), p.image_hash, loader(p.image_ref)) for p, row in zip(products, rows)]
+    return [CatalogItem(p.id, p.title, stored_row(p).text(), p.image_hash,
+                        partial(stored_image, resolver, p, max_pixels)) for p in products]
 
 
 def _write_model_folder(models_dir: Path, base: str, checkpoint: dict, info: dict, card: str,
@@ -152,7 +149,7 @@ def run_adapt(settings: Settings, options: AdaptOptions) -> AdaptResult:
         if folder_of(published) is None and published.split("@", 1)[0] != base:
             raise BadInput(f"this home's index uses {published}; `shoplens adapt` adapts {base}'s heads",
                            hint=f"Index with the default model ({base}) to adapt it.")
-        items = _items(store, settings.max_image_pixels, settings.max_image_bytes)
+        items = catalog_items(store, settings.max_image_pixels, settings.max_image_bytes)
         recipe = adapt_recipe(options.seed)
         train, val, held = split_products([i.id for i in items], holdout=options.holdout, exclude=options.exclude,
                                           val=recipe.val, seed=options.seed)

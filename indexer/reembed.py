@@ -11,6 +11,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+from PIL import Image
 from sqlalchemy import func, select
 from tqdm import tqdm
 
@@ -26,6 +27,17 @@ from indexer.vectors import fuse_vectors
 log = logging.getLogger(__name__)
 
 BATCH = 32
+
+
+def stored_row(product: Product) -> CatalogRow:
+    """The catalog row a stored product was indexed from: its text is rebuilt exactly as `shoplens index` built it."""
+    return CatalogRow.from_record(product, row_number=0, image=product.image_ref)
+
+
+def stored_image(resolver: ImageResolver, product: Product, max_pixels: int) -> Image.Image:
+    """A stored product's image, read again from the reference it was indexed with (BadImage when it can't be)."""
+    return decode_image(resolver.read(product.image_ref or "")[0], max_pixels=max_pixels,
+                        what=f"image {product.image_ref}")[0]
 
 
 def _missing(store: Store, model: str) -> list[str]:
@@ -46,9 +58,7 @@ def reembed(store: Store, encoder: Encoder, *, max_pixels: int, max_bytes: int, 
 
     def load(product: Product):
         try:
-            image, _ = decode_image(resolver.read(product.image_ref or "")[0], max_pixels=max_pixels,
-                                    what=f"image {product.image_ref}")
-            return encoder.preprocess(image)
+            return encoder.preprocess(stored_image(resolver, product, max_pixels))
         except BadImage as exc:
             log.warning("product %s: %s; it has no vectors under %s", product.id, exc, encoder.name)
             return None
@@ -72,7 +82,7 @@ def _store_vectors(session, encoder: Encoder, good: list) -> int:
 
     products = [p for p, _ in good]
     image = encoder.encode_image_tensors(torch.stack([t for _, t in good]))
-    rows = [CatalogRow.from_record(p, row_number=0, image=p.image_ref) for p in products]
+    rows = [stored_row(p) for p in products]
     text = encoder.encode_texts([r.text() for r in rows])
     fused = fuse_vectors(image, text)
     embeddings = []
