@@ -30,9 +30,11 @@ HIDDEN_ATTRIBUTES = frozenset({
     "id", "year", "season", "price_inr", "discounted_price_inr", "image_hr_kind", "thumb_60x80", "image_hr",
     "display_categories", "Body or Garment Size", "Business Unit", "Segment", "Brick", "Family", "Class",
     "Processing Time", "taxMaterial", "age_group", "variant_name",
+    "store_title", "class_name", "coarse_class", "coarse_class_id", "top_category", "source_description_file",
+    "iconic_image_path", "description_raw", "source_image_path", "source_category_folders", "source_image_md5",
 })
 # Long free-text attributes: grounding evidence, but too long for a 135M model's prompt.
-LONG_TEXT_ATTRIBUTES = frozenset({"style_note", "materials_care_desc", "size_fit_desc"})
+LONG_TEXT_ATTRIBUTES = frozenset({"style_note", "materials_care_desc", "size_fit_desc", "information"})
 
 # Zero-shot attribute groups: (name, database attribute names that already answer it, values, applies-to).
 # No material group: a photo does not show what a thing is made of, and reads such as "canvas" or "denim" for a

@@ -1,10 +1,15 @@
 """Grounded generation: facts in, a checked description (plus SEO title and optional bullets) out.
 
-Grounding happens twice. Before: words the facts don't support (other colours, materials, genders, fabric
+The model phrases a plan (web/copywriter/plan.py: which facts, in which order) with the catalog's own
+descriptions of similar products as style (web/copywriter/style.py). Grounding happens twice. Before: words the facts don't support (other colours, materials, genders, fabric
 features, patterns) are banned at decoding time, per product, so the model can't start writing them. After:
 the grounding check reads what was written anyway (multi-token words, numbers, sizes, brands, product types);
 a description with unsupported claims is regenerated (sampled, with the offending words banned too), and what
-is still unsupported in the best attempt is removed sentence by sentence. Every flagged claim is reported.
+is still unsupported in the best attempt is removed sentence by sentence (so are facts copied from a style
+example). Then the merchandiser checks (web/copywriter/polish.py) respell catalog names and drop repeated or
+field-name sentences; an attempt with problems or below the length floor is regenerated too. A text still under
+the floor is written up with one plain sentence per planned fact it leaves out; when the facts run out first, the
+draft says so (`params["too_few_facts"]`) instead of padding. Every flagged claim is reported.
 """
 from __future__ import annotations
 
@@ -22,7 +27,10 @@ from web.copywriter.facts import CopyFacts
 from web.copywriter.grounding import (Claim, FactIndex, _lexicon, extract_claims, remove_unsupported,
                                       sentences)
 from web.copywriter.llm import LLM
+from web.copywriter.plan import Point, fill, plan
+from web.copywriter.polish import Problem, repair
 from web.copywriter.prompt import CopyOptions, bullets_messages, description_messages, render
+from web.copywriter.style import StyleExample, StyleLibrary, leaked_claims
 
 log = logging.getLogger(__name__)
 
@@ -175,6 +183,8 @@ class _Attempt:
     raw: str
     cleaned: str
     claims: list[Claim]
+    problems: list[Problem]
+    min_words: int
 
     @property
     def fluent(self) -> bool:
@@ -182,18 +192,34 @@ class _Attempt:
 
     @property
     def ok(self) -> bool:
-        return self.fluent and all(c.supported for c in self.claims)
+        return (self.fluent and all(c.supported for c in self.claims) and not self.problems
+                and len(self.cleaned.split()) >= self.min_words)
 
     @property
     def score(self) -> tuple[bool, int, int]:
-        return self.fluent, len(self.cleaned.split()), -sum(not c.supported for c in self.claims)
+        words = min(len(self.cleaned.split()), 2 * self.min_words)  # long enough is enough; then fewer flags
+        return self.fluent, words, -sum(not c.supported for c in self.claims) - len(self.problems)
 
 
-def _attempt(raw: str, index: FactIndex) -> _Attempt:
+@dataclass
+class Job:
+    """One product's writing: its facts, check index, plan, style examples and prompt."""
+
+    facts: CopyFacts
+    index: FactIndex
+    points: list[Point]
+    examples: list[StyleExample]
+    prompt: str
+
+
+def _attempt(raw: str, job: Job, options: CopyOptions, library: StyleLibrary | None) -> _Attempt:
     text = tidy(raw)
-    claims = extract_claims(text, index)
+    claims = extract_claims(text, job.index)
+    if library is not None:
+        claims = sorted(claims + leaked_claims(text, job.index, job.examples, library), key=lambda c: c.start)
     cleaned, _ = remove_unsupported(text, claims)
-    return _Attempt(text, cleaned, claims)
+    cleaned, found = repair(cleaned, job.facts)
+    return _Attempt(text, cleaned, claims, found, options.min_words)
 
 
 def seo_title(facts: CopyFacts, limit: int = 60) -> str:
@@ -207,11 +233,14 @@ def seo_title(facts: CopyFacts, limit: int = 60) -> str:
 
 
 class Copywriter:
-    """Writes grounded copy with one language model; `known_brands` lets the check catch other brands."""
+    """Writes grounded copy with one language model; `known_brands` lets the check catch other brands, `style`
+    gives the catalog's descriptions of similar products as examples."""
 
-    def __init__(self, llm: LLM, known_brands: frozenset[str] = frozenset()) -> None:
+    def __init__(self, llm: LLM, known_brands: frozenset[str] = frozenset(),
+                 style: StyleLibrary | None = None) -> None:
         self.llm = llm
         self.known_brands = known_brands
+        self.style = style
 
     def index(self, facts: CopyFacts) -> FactIndex:
         return FactIndex(facts, self.known_brands)
@@ -219,52 +248,63 @@ class Copywriter:
     def _prompt(self, messages: list[dict]) -> str:
         return render(self.llm.tokenizer, messages)
 
+    def job(self, facts: CopyFacts, options: CopyOptions) -> Job:
+        """What writing `facts` takes: the check index, the plan, the style examples and the prompt."""
+        points = plan(facts)
+        examples = self.style.examples(facts, options.style_examples) \
+            if self.style is not None and options.style_examples else []
+        return Job(facts, self.index(facts), points, examples,
+                    self._prompt(description_messages(facts, options, points, examples)))
+
     def write(self, facts_list: list[CopyFacts], options: CopyOptions) -> list[CopyDraft]:
         """Checked copy for a batch of products (one batched generation per step)."""
-        indexes = [self.index(f) for f in facts_list]
-        bans = [banned_tokens(self.llm, ix) for ix in indexes]
-        prompts = [self._prompt(description_messages(f, options)) for f in facts_list]
-        raws = complete(self.llm, prompts, bans, options.max_new_tokens, temperature=options.temperature,
-                        seed=options.seed)
-        attempts = [[_attempt(raw, ix)] for raw, ix in zip(raws, indexes)]
-        self._retry(attempts, indexes, bans, prompts, options)
-        drafts = [self._finish(f, ix, tries, prompt, options)
-                  for f, ix, tries, prompt in zip(facts_list, indexes, attempts, prompts)]
+        jobs = [self.job(f, options) for f in facts_list]
+        bans = [banned_tokens(self.llm, job.index) for job in jobs]
+        raws = complete(self.llm, [job.prompt for job in jobs], bans, options.max_new_tokens,
+                        temperature=options.temperature, seed=options.seed)
+        attempts = [[_attempt(raw, job, options, self.style)] for raw, job in zip(raws, jobs)]
+        self._retry(attempts, jobs, bans, options)
+        drafts = [self._finish(job, tries, options) for job, tries in zip(jobs, attempts)]
         if options.seo_title:
             for draft, facts in zip(drafts, facts_list):
                 draft.seo_title = seo_title(facts)
         if options.bullets:
-            self._bullets(drafts, facts_list, indexes, bans, options)
+            self._bullets(drafts, facts_list, [job.index for job in jobs], bans, options)
         return drafts
 
-    def _retry(self, attempts: list[list[_Attempt]], indexes: list[FactIndex], bans: list[set[int]],
-               prompts: list[str], options: CopyOptions) -> None:
+    def _retry(self, attempts: list[list[_Attempt]], jobs: list[Job], bans: list[set[int]],
+               options: CopyOptions) -> None:
         for round_ in range(options.retries):
             todo = [i for i, tries in enumerate(attempts) if not tries[-1].ok]
             if not todo:
                 return
             for i in todo:
                 bans[i] = bans[i] | _claim_tokens(self.llm, [c for c in attempts[i][-1].claims if not c.supported])
-            raws = complete(self.llm, [prompts[i] for i in todo], [bans[i] for i in todo], options.max_new_tokens,
-                            temperature=max(options.temperature, 0.7), seed=options.seed + round_ + 1)
+            raws = complete(self.llm, [jobs[i].prompt for i in todo], [bans[i] for i in todo],
+                            options.max_new_tokens, temperature=max(options.temperature, 0.7),
+                            seed=options.seed + round_ + 1)
             for i, raw in zip(todo, raws):
-                attempts[i].append(_attempt(raw, indexes[i]))
+                attempts[i].append(_attempt(raw, jobs[i], options, self.style))
 
-    def _finish(self, facts: CopyFacts, index: FactIndex, tries: list[_Attempt], prompt: str,
-                options: CopyOptions) -> CopyDraft:
+    def _finish(self, job: Job, tries: list[_Attempt], options: CopyOptions) -> CopyDraft:
         best = max(range(len(tries)), key=lambda k: tries[k].score)
         flagged = []
         for k, attempt in enumerate(tries):
             action = "removed" if k == best else "regenerated"
             flagged += [Claim(**{**c.to_json(), "action": action}) for c in attempt.claims if not c.supported]
-        text = tries[best].cleaned
-        fallback = not text
-        if fallback:  # every sentence of every attempt made something up: say only what is known
-            text = f"{facts.title}."
+        text, added = fill(tries[best].cleaned, job.facts, job.points, options.min_words)
+        words = len(text.split())
         params = {**options.__dict__, "max_new_tokens": options.max_new_tokens, "attempts": len(tries),
-                  "chosen_attempt": best + 1, "fallback": fallback, "fluent": is_fluent(text)}
-        return CopyDraft(product_id=facts.id, text=text, model=self.llm.name, prompt=prompt, params=params,
-                         flagged=flagged, checked=extract_claims(text, index), attempts=len(tries),
+                  "chosen_attempt": best + 1, "fallback": not tries[best].cleaned, "fluent": is_fluent(text),
+                  "plan": [p.phrase for p in job.points], "style_examples": [e.product_id for e in job.examples],
+                  "polish": [p.to_json() for p in tries[best].problems],
+                  "written_from_facts": [p.phrase for p in added], "too_few_facts": words < options.min_words}
+        if params["too_few_facts"]:
+            params["note"] = (f"only {words} words: the catalog gives too few facts for a {options.length} "
+                              f"description (floor {options.min_words} words); add facts to write more")
+            log.info("product %s: %s", job.facts.id, params["note"])
+        return CopyDraft(product_id=job.facts.id, text=text, model=self.llm.name, prompt=job.prompt, params=params,
+                         flagged=flagged, checked=extract_claims(text, job.index), attempts=len(tries),
                          raw_text=tries[best].raw)
 
     def _bullets(self, drafts: list[CopyDraft], facts_list: list[CopyFacts], indexes: list[FactIndex],
@@ -285,16 +325,15 @@ class Copywriter:
 
     def stream(self, facts: CopyFacts, options: CopyOptions) -> Iterator[str | CopyDraft]:
         """The first attempt's text piece by piece as the model writes it, then the checked `CopyDraft`."""
-        index = self.index(facts)
-        bans = [banned_tokens(self.llm, index)]
-        prompt = self._prompt(description_messages(facts, options))
+        job = self.job(facts, options)
+        bans = [banned_tokens(self.llm, job.index)]
         streamer = TextIteratorStreamer(self.llm.tokenizer, skip_prompt=True, skip_special_tokens=True,
                                         timeout=300)
         result: dict[str, object] = {}
 
         def work() -> None:
             try:
-                result["raw"] = complete(self.llm, [prompt], bans, options.max_new_tokens,
+                result["raw"] = complete(self.llm, [job.prompt], bans, options.max_new_tokens,
                                          temperature=options.temperature, seed=options.seed, streamer=streamer)[0]
             except BaseException as exc:  # surfaced to the caller below, after the stream ends
                 result["error"] = exc
@@ -306,11 +345,11 @@ class Copywriter:
         worker.join()
         if "error" in result:
             raise result["error"]  # type: ignore[misc]
-        attempts = [[_attempt(str(result["raw"]), index)]]
-        self._retry(attempts, [index], bans, [prompt], options)
-        draft = self._finish(facts, index, attempts[0], prompt, options)
+        attempts = [[_attempt(str(result["raw"]), job, options, self.style)]]
+        self._retry(attempts, [job], bans, options)
+        draft = self._finish(job, attempts[0], options)
         if options.seo_title:
             draft.seo_title = seo_title(facts)
         if options.bullets:
-            self._bullets([draft], [facts], [index], bans, options)
+            self._bullets([draft], [facts], [job.index], bans, options)
         yield draft

@@ -1,7 +1,8 @@
-"""Prompts: the product's facts as a short list, plus the length and tone the merchandiser asked for.
+"""Prompts: the description's plan (web/copywriter/plan.py), style examples, the length and tone asked for.
 
-A 135M model follows short, plain instructions best; everything it may mention is in the fact list, and the
-instructions name the details it tends to invent (sizes, materials, other colours, numbers).
+A 135M model follows short, plain instructions best. A description's prompt gives the points to say as short
+phrases in the order the plan chose (no field names to read out), and up to two of the catalog's own
+descriptions of similar products as style (web/copywriter/style.py); bullets get the plain fact list.
 """
 from __future__ import annotations
 
@@ -9,9 +10,13 @@ from dataclasses import dataclass
 
 from indexer.errors import BadInput
 from web.copywriter.facts import CopyFacts
+from web.copywriter.plan import Point, plan_text
+from web.copywriter.style import StyleExample
 
 # length → (sentences asked for, max new tokens)
 LENGTHS = {"short": (2, 60), "medium": (3, 100), "long": (5, 170)}
+# length → the words a description should have (bench/generate.py measures the median against it)
+TARGET_WORDS = {"short": 35, "medium": 60, "long": 100}
 TONES = {
     "friendly": "warm and friendly",
     "professional": "clear and professional",
@@ -19,7 +24,8 @@ TONES = {
     "playful": "fun and playful",
     "minimal": "plain and factual",
 }
-SYSTEM = "You are a copywriter for an online fashion store. Write in a {tone} tone, using only the facts given."
+SYSTEM = "You are a copywriter for an online store. Write in a {tone} tone, using only the facts given."
+MIN_SHARE = 0.6  # a description under this share of its target words is a stub: written up from the facts
 
 
 @dataclass(frozen=True)
@@ -30,7 +36,8 @@ class CopyOptions:
     tone: str = "friendly"
     bullets: bool = False
     seo_title: bool = True
-    retries: int = 1  # regenerations of a description that still has unsupported claims
+    retries: int = 1  # regenerations of a description that still has unsupported claims or problems
+    style_examples: int = 2  # the catalog's descriptions of similar products shown as style (0: none)
     temperature: float = 0.0  # 0 = greedy (reproducible); retries sample at max(temperature, 0.7)
     seed: int = 0
 
@@ -41,12 +48,23 @@ class CopyOptions:
             raise BadInput(f"unknown tone {self.tone!r}", hint=f"Use one of: {', '.join(TONES)}.")
         if not 0 <= self.retries <= 5:
             raise BadInput(f"retries must be 0-5, got {self.retries}")
+        if not 0 <= self.style_examples <= 3:
+            raise BadInput(f"style_examples must be 0-3, got {self.style_examples}")
         if not 0 <= self.temperature <= 2:
             raise BadInput(f"temperature must be between 0 and 2, got {self.temperature}")
 
     @property
     def max_new_tokens(self) -> int:
         return LENGTHS[self.length][1]
+
+    @property
+    def target_words(self) -> int:
+        return TARGET_WORDS[self.length]
+
+    @property
+    def min_words(self) -> int:
+        """The length floor: shorter than this, a description is written up from the facts."""
+        return round(MIN_SHARE * self.target_words)
 
     @classmethod
     def from_json(cls, data: dict) -> "CopyOptions":
@@ -70,9 +88,18 @@ def _messages(facts: CopyFacts, options: CopyOptions, task: str) -> list[dict]:
             {"role": "user", "content": f"Facts:\n{fact_list(facts)}\n\n{task}"}]
 
 
-def description_messages(facts: CopyFacts, options: CopyOptions) -> list[dict]:
+def description_messages(facts: CopyFacts, options: CopyOptions, points: list[Point],
+                         examples: list[StyleExample] = ()) -> list[dict]:
+    """The plan's points in order, the style examples, and the length asked for."""
     sentences = LENGTHS[options.length][0]
-    return _messages(facts, options, f"Write a product description of {sentences} sentences for this product.")
+    style = ""
+    if examples:
+        quoted = "\n".join(f'"{e.text}"' for e in examples)
+        style = (f"\n\nHow this store describes similar products (copy the style, never their details):\n{quoted}")
+    task = (f"Write a product description of {sentences} sentences (about {options.target_words} words) for "
+            f"{facts.title}. Say these points in this order, as flowing sentences:\n{plan_text(points)}{style}")
+    return [{"role": "system", "content": SYSTEM.format(tone=TONES[options.tone])},
+            {"role": "user", "content": task}]
 
 
 def bullets_messages(facts: CopyFacts, options: CopyOptions) -> list[dict]:

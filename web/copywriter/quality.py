@@ -8,6 +8,8 @@
 - CLIPScore (Hessel et al. 2021: 2.5 * max(cos, 0)) between the product image and the copy with our encoder,
   with the source descriptions' score beside it for scale.
 - Perplexity of the language model on the source descriptions (how well it models catalog language).
+- Merchandiser checks (`merchandiser_stats`, web/copywriter/polish.py): shares free of repeated words or phrases and
+  of field-name prose, share with every catalog name spelled as the catalog does, and the median length in words.
 - Human verdict: of the generated versions, the shares approved unedited, approved after an edit, discarded, pending.
 """
 from __future__ import annotations
@@ -26,6 +28,7 @@ from indexer.store import CopyVersion, Product, Store
 from web.copywriter.facts import facts_from_product
 from web.copywriter.generate import is_fluent
 from web.copywriter.grounding import FactIndex, extract_claims
+from web.copywriter.polish import problems
 
 log = logging.getLogger(__name__)
 _WORD = re.compile(r"\w+|[^\w\s]")
@@ -89,6 +92,19 @@ def grounding_stats(rows: list[tuple[Product, CopyVersion]], brands: Iterable[st
     return {"n": len(rows), "no_unsupported_claims": round(clean / n, 4),
             "no_unsupported_and_fluent": round(fluent_clean / n, 4), "first_attempt_clean": round(first_clean / n, 4),
             "fallback_to_title": round(fallback / n, 4), "flagged_by_kind": dict(by_kind.most_common())}
+
+
+def merchandiser_stats(rows: list[tuple[Product, CopyVersion]]) -> dict:
+    """How many final texts a merchandiser could take as they are: no robotic repeats, no field names read out as
+    prose, catalog names spelled the catalog's way; and their median length in words."""
+    kinds = [{p.kind for p in problems(version.text, facts_from_product(product))} for product, version in rows]
+    n = len(rows) or 1
+    lengths = [len(version.text.split()) for _, version in rows]
+    return {"no_repeats": round(sum("repeat" not in k for k in kinds) / n, 4),
+            "no_field_prose": round(sum("field_prose" not in k for k in kinds) / n, 4),
+            "no_repeats_or_field_prose": round(sum(not {"repeat", "field_prose"} & k for k in kinds) / n, 4),
+            "names_as_in_catalog": round(sum("name" not in k for k in kinds) / n, 4),
+            "median_words": float(np.median(lengths)) if lengths else 0.0}
 
 
 def verdict_shares(versions: list[CopyVersion]) -> dict:
@@ -183,6 +199,7 @@ def copy_quality(store: Store, *, llm=None, reader=None, product_ids: list[str] 
         "bleu_vs_source": corpus_bleu(texts, [[s] for s in sources]),
         "self_bleu": self_bleu(texts),
         "grounding": grounding_stats(rows, brands),
+        "merchandiser": merchandiser_stats(rows),
         "verdicts": verdict_shares(versions),
         "mean_words": round(float(np.mean([len(t.split()) for t in texts])), 1) if texts else 0.0,
     }

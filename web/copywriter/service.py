@@ -14,6 +14,7 @@ from web.copywriter.facts import DEFAULT_VISUAL_THRESHOLD, CopyFacts, VisualRead
 from web.copywriter.generate import CopyDraft, Copywriter
 from web.copywriter.llm import load_llm
 from web.copywriter.prompt import CopyOptions
+from web.copywriter.style import StyleLibrary
 from web.copywriter.versions import known_brands, save_draft
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ class CopyService:
         self.visual_threshold = visual_threshold
         self._writer: Copywriter | None = None
         self._reader: VisualReader | None = None
+        self._engine = None  # search.engine.SearchEngine, made on the first style-example lookup
         self._lock = threading.Lock()
 
     @property
@@ -41,8 +43,16 @@ class CopyService:
                     llm = load_llm(self.llm_spec, cache_dir=self.settings.model_cache_dir)
                     with self.store.session() as s:
                         brands = known_brands(s)
-                    self._writer = Copywriter(llm, brands)
+                    self._writer = Copywriter(llm, brands, StyleLibrary(self.store, self._neighbours))
         return self._writer
+
+    def _neighbours(self, product_id: str, k: int) -> list[str]:
+        """The products our search finds most like `product_id` (NoIndex before the home has a published index)."""
+        from search.engine import SearchEngine
+
+        if self._engine is None:
+            self._engine = SearchEngine(self.settings, store=self.store)
+        return [hit.product.id for hit in self._engine.similar(product_id, k=k).hits]
 
     @property
     def reader(self) -> VisualReader | None:

@@ -1,0 +1,144 @@
+"""Copy a merchandiser would approve (issue 17): the robotic-text checker on real model outputs, the plan and its
+length floor on a product with three facts, and style examples that never leak a fact into the copy."""
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import pytest
+
+from indexer.catalog import CatalogRow, parse_mapping, read_catalog
+from indexer.config import load_settings
+from indexer.images import ImageResolver
+from indexer.ingest import add_facts
+from indexer.store import Product, open_store
+from indexer_data import DATASETS
+from web.copywriter import generate as generate_module
+from web.copywriter.facts import CopyFacts, facts_from_product
+from web.copywriter.grounding import unsupported
+from web.copywriter.plan import fill, plan
+from web.copywriter.polish import problems, repair
+from web.copywriter.prompt import CopyOptions
+from web.copywriter.service import CopyService
+from web.copywriter.style import StyleLibrary, leaked_claims
+
+IKEA = DATASETS / "ikea_interior"
+IKEA_MAP = ["id=product_id", "image=image_path", "category=category_path"]
+CACHE = Path(os.environ.get("SHOPLENS_CACHE") or Path.home() / ".cache" / "shoplens")
+TOWEL = CopyFacts(id="towel", title="Marvel Baby Bath Towels", brand="Marvel", category="Baby Care",
+                  colour="Red", price=449.0, currency="INR")
+# What `shoplens generate` wrote for that towel (issue 17), word for word.
+TOWEL_TEXT = ("The Marvel Baby Bath Towels are a luxurious and luxurious product made by the company Marvel. They are "
+              "available at the retail price of 449 INR and feature a stunning red color. The product's brand is "
+              "Marvel and the product's product category is Baby Care.")
+VASEN = "000.171.33"  # "VASEN Vase, Clear glass, 20 cm", brand IKEA, category Vase, no description: three facts
+GRUNDTAL = "000.114.28"  # "GRUNDTAL Wall shelf, Stainless steel, 80 cm": "Saves space on the worktop."
+
+
+def test_checker_catches_and_repairs_the_towel_text():
+    found = problems(TOWEL_TEXT, TOWEL)
+    kinds = {(p.kind, p.text.lower()) for p in found}
+    assert ("repeat", "luxurious and luxurious") in kinds
+    assert ("field_prose", "the product's brand") in kinds
+    assert ("field_prose", "the product's product category") in kinds
+    assert ("field_prose", "made by the company") in kinds
+    text, report = repair(TOWEL_TEXT, TOWEL)
+    assert problems(text, TOWEL) == []
+    assert text == "They are available at the retail price of 449 INR and feature a stunning red color."
+    assert {(p.kind, p.action) for p in report} == {("repeat", "fixed"), ("field_prose", "removed")}
+    fill_text, added = fill(text, TOWEL, plan(TOWEL), CopyOptions().min_words)
+    assert "Marvel Baby Bath Towels" in fill_text.split(".")[0] and problems(fill_text, TOWEL) == []
+    assert [p.topic for p in added] == ["identity"]  # colour and price are said already: the facts ran out
+
+
+def test_clean_copy_is_left_alone():
+    text = ("Wrap your little one in the Marvel Baby Bath Towels. The soft red towel is a joy after bath time, "
+            "and at 449 INR it is an easy gift for new parents.")
+    assert problems(text, TOWEL) == []
+    assert repair(text, TOWEL)[0] == text
+
+
+def test_catalog_spelling_wins_and_mangled_names_are_dropped():
+    shelf = CopyFacts(id="s", title="GRUNDTAL Wall shelf, Stainless steel, 80 cm", brand="IKEA",
+                      category="Wall shelf")
+    text = "The Grundtal wall shelf from Ikea saves space. The GRUNTAL shelf is made of stainless steel."
+    fixed, report = repair(text, shelf)
+    assert fixed == "The GRUNDTAL wall shelf from IKEA saves space."
+    assert {(p.text, p.action) for p in report} == {("Grundtal", "fixed"), ("Ikea", "fixed"),
+                                                     ("GRUNTAL", "removed")}
+    tape = CopyFacts(id="t", title="Red Tape Men Brown Shoes", brand="Red Tape", category="Footwear > Shoes")
+    assert repair("Step out in RedTape shoes. Marvell made them.", tape)[0] == "Step out in Red Tape shoes. Marvell made them."
+    assert [p.text for p in problems("Red Tape's shoes are here. Redd Tape is not. Nor Red Tapes.", tape) if p.kind == "name"] == ["Redd", "Tapes"]
+
+
+def _ikea_rows(ids: set[str]) -> list[CatalogRow]:
+    return [r for r in read_catalog(IKEA / "products.csv", parse_mapping(IKEA_MAP))
+            if isinstance(r, CatalogRow) and r.id in ids]
+
+
+@pytest.fixture()
+def ikea_store(tmp_path):
+    """A store with IKEA products: VASEN, GRUNDTAL and every IKEA vase and shelf (the style examples' pool)."""
+    with open(IKEA / "products.csv", newline="", encoding="utf-8") as fh:
+        ids = {row["product_id"] for row in csv.DictReader(fh)
+               if row["category_path"] in ("Vase", "Wall shelf", "Vase/bowl")} | {VASEN, GRUNDTAL}
+    url = f"sqlite:///{tmp_path / 'shoplens.db'}"
+    store = open_store(url, migrate=True)
+    add_facts(store, _ikea_rows(ids), ImageResolver([IKEA], max_bytes=20 * 1024 * 1024))
+    return tmp_path, url, store
+
+
+def _facts(store, pid: str) -> CopyFacts:
+    with store.session() as s:
+        return facts_from_product(s.get(Product, pid))
+
+
+def test_three_facts_are_planned_and_written_up_from_the_facts_alone(ikea_store):
+    _, _, store = ikea_store
+    vase = _facts(store, VASEN)
+    points = plan(vase)
+    assert [p.topic for p in points] == ["identity", "material", "size"]
+    text, added = fill("", vase, points, CopyOptions().min_words)
+    assert added == points and "VASEN" in text and "clear glass" in text and "20 cm" in text
+    assert problems(text, vase) == []
+
+
+def test_three_fact_product_gets_a_description_above_the_floor(ikea_store):
+    path, url, store = ikea_store
+    service = CopyService(load_settings(home=path, db_url=url, model_cache_dir=CACHE), store=store, vision=False)
+    options = CopyOptions(length="short", retries=1)
+    draft, _ = service.generate([VASEN], options)[0]
+    index = service.writer.index(_facts(store, VASEN))
+    assert unsupported(draft.text, index) == [] and problems(draft.text, _facts(store, VASEN)) == []
+    assert len(draft.text.split()) >= options.min_words and not draft.params["too_few_facts"]
+    assert "VASEN" in draft.text and "glass" in draft.text.lower() and "20 cm" in draft.text
+
+
+def test_style_examples_never_leak_a_fact(ikea_store, monkeypatch):
+    """The model is made to copy its style example word for word: every fact of the example is caught and the
+    copy keeps none of them (without the leak check, GRUNDTAL's 'worktop' would pass the grounding check)."""
+    path, url, store = ikea_store
+    service = CopyService(load_settings(home=path, db_url=url, model_cache_dir=CACHE), store=store, vision=False)
+    vase = _facts(store, VASEN)
+    library = service.writer.style
+    examples = library.examples(vase, 2)
+    assert examples and all(e.product_id != VASEN for e in examples)
+    shelf = _facts(store, GRUNDTAL)
+    copied = f"The {shelf.title} is great. {shelf.description}"
+    index = service.writer.index(vase)
+    grundtal = [e for e in examples if e.product_id == GRUNDTAL] or [type(examples[0])(GRUNDTAL, shelf.description,
+                                                                                          shelf)]
+    leaks = {c.key for c in leaked_claims(copied, index, grundtal, library)}
+    assert {"grundtal", "worktop"} <= leaks
+    assert unsupported(copied, index) and not {"worktop"} & {c.key for c in unsupported(copied, index)}
+
+    def copy_the_examples(llm, prompts, bans, max_new_tokens, **kwargs):
+        return [f"{e.text} It is a {e.facts.title}." for e in examples][:1] * len(prompts)
+
+    monkeypatch.setattr(generate_module, "complete", copy_the_examples)
+    draft, _ = service.generate([VASEN], CopyOptions(length="short", retries=0))[0]
+    assert draft.params["style_examples"] == [e.product_id for e in examples]
+    for example in examples:
+        assert leaked_claims(draft.text, index, [example], library) == [], draft.text
+    assert unsupported(draft.text, index) == [] and "VASEN" in draft.text
