@@ -21,7 +21,7 @@ from web.copywriter.plan import fill, plan
 from web.copywriter.polish import problems, repair
 from web.copywriter.prompt import CopyOptions
 from web.copywriter.service import CopyService
-from web.copywriter.style import StyleLibrary, leaked_claims
+from web.copywriter.style import StyleExample, leaked_claims
 
 IKEA = DATASETS / "ikea_interior"
 IKEA_MAP = ["id=product_id", "image=image_path", "category=category_path"]
@@ -127,9 +127,7 @@ def test_style_examples_never_leak_a_fact(ikea_store, monkeypatch):
     shelf = _facts(store, GRUNDTAL)
     copied = f"The {shelf.title} is great. {shelf.description}"
     index = service.writer.index(vase)
-    grundtal = [e for e in examples if e.product_id == GRUNDTAL] or [type(examples[0])(GRUNDTAL, shelf.description,
-                                                                                          shelf)]
-    leaks = {c.key for c in leaked_claims(copied, index, grundtal, library)}
+    leaks = {c.key for c in leaked_claims(copied, index, [StyleExample(GRUNDTAL, shelf.description, shelf)], library)}
     assert {"grundtal", "worktop"} <= leaks
     assert unsupported(copied, index) and not {"worktop"} & {c.key for c in unsupported(copied, index)}
 
