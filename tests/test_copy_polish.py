@@ -140,3 +140,23 @@ def test_style_examples_never_leak_a_fact(ikea_store, monkeypatch):
     for example in examples:
         assert leaked_claims(draft.text, index, [example], library) == [], draft.text
     assert unsupported(draft.text, index) == [] and "VASEN" in draft.text
+
+
+# Real SmolLM2-135M outputs (bench/generate.py on IKEA, 2026-12-02) and what the checker must find in them.
+REAL_OUTPUTS = [
+    (CopyFacts(id="002.566.80", title="TUSENSKNA Bedspread, Dark grey, 250x250 cm", brand="IKEA",
+               category="Bedspread"),
+     "The TUSENSKNA Bedspread, Dark grey, 250x251 cm, a product by IKEA, is a highly convenient and stylish bedside "
+     "lamp. The packaging of the TUSUNSKNA Bedding Products is designed to be a storage bag.",
+     {("name", "TUSUNSKNA")}),
+    (CopyFacts(id="002.914.81", title="KALKGRUND Toothbrush holder, Chrome-plated", brand="IKEA",
+               category="Toothbrush holder"),
+     "KALKGRUND Toothbrush holder, Chrome-plated: a toothbrush holder by IKEA, a product that is made with "
+     "high-quality materials and is designed to be clean and easy to use.",
+     set()),
+]
+
+
+@pytest.mark.parametrize("facts,text,expected", REAL_OUTPUTS, ids=[f.id for f, _, _ in REAL_OUTPUTS])
+def test_checker_on_real_model_outputs(facts, text, expected):
+    assert {(p.kind, p.text) for p in problems(text, facts)} == expected

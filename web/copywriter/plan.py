@@ -161,12 +161,16 @@ def covered(point: Point, text: str) -> bool:
     return bool(wanted) and sum(w in have for w in wanted) >= max(1, round(0.6 * len(wanted)))
 
 
+FEW_POINTS = 4  # a plan this short is said whole: with so few facts, each one counts
+
+
 def fill(text: str, facts: CopyFacts, points: list[Point], min_words: int) -> tuple[str, list[Point]]:
     """`text` brought up to `min_words` with one sentence per point it leaves out (the product's identity first,
-    the rest after); returns the text and the points added. Stops at the floor or when the points run out."""
+    the rest after); returns the text and the points added. Stops at the floor or when the points run out; a plan
+    of FEW_POINTS or fewer is said whole whatever the length."""
     added: list[Point] = []
     for point in points:
-        if len(text.split()) >= min_words:
+        if len(text.split()) >= min_words and len(points) > FEW_POINTS:
             break
         if covered(point, text):
             continue
