@@ -160,3 +160,10 @@ REAL_OUTPUTS = [
 @pytest.mark.parametrize("facts,text,expected", REAL_OUTPUTS, ids=[f.id for f, _, _ in REAL_OUTPUTS])
 def test_checker_on_real_model_outputs(facts, text, expected):
     assert {(p.kind, p.text) for p in problems(text, facts)} == expected
+
+
+def test_mangled_multi_word_brand_from_a_real_myntra_output():
+    glasses = CopyFacts(id="21354", title="Van Heusen Women Casual Gold Frame Sunglasses", brand="Van Heusen",
+                        category="Accessories > Eyewear > Sunglasses")
+    text = "The Van Sheuens are a family of stylish and luxurious designs made with gold."
+    assert [(p.kind, p.text) for p in problems(text, glasses)] == [("name", "Sheuens")]

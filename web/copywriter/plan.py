@@ -23,14 +23,15 @@ FAMILIES = {
     "food": ("fruit", "vegetables", "packages", "food", "grocery", "dairy", "drinks", "beverages", "bakery"),
 }
 ORDER = {
-    "fashion": ("identity", "colour", "material", "pattern", "fit", "attribute", "use", "audience", "printed",
-                "price"),
+    "fashion": ("identity", "colour", "accent", "material", "pattern", "fit", "attribute", "use", "audience",
+                "printed", "price"),
     "home": ("identity", "material", "colour", "size", "note", "attribute", "use", "printed", "price"),
     "food": ("identity", "note", "attribute", "colour", "printed", "price"),
 }
 # attribute name (lower case) → topic
 TOPICS = {"fabric": "material", "material": "material", "fabric 2": "material", "pattern": "pattern",
-          "print or pattern type": "pattern", "fit": "fit", "usage": "use", "occasion": "use", "colour": "colour"}
+          "print or pattern type": "pattern", "fit": "fit", "usage": "use", "occasion": "use", "colour": "colour",
+          "colour1": "accent", "colour2": "accent"}
 _SIZE = re.compile(r"^\d[\d.,x×/ ]*\s?(?:cm|mm|m|g|kg|ml|cl|l|pcs|pack|\")?$|\d\s?(?:cm|mm|kg|ml|g)\b", re.I)
 _BOILERPLATE = re.compile(r"view more product information", re.I)
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
@@ -48,6 +49,7 @@ TEMPLATES = {
     "audience": ("It is made for {value}.", "It is designed for {value}.", "A choice for {value}."),
     "printed": ("The package reads {value}.", "The pack is printed with {value}.", "The label reads {value}."),
     "price": ("It is priced at {value}.", "It costs {value}.", "It sells for {value}."),
+    "accent": ("It has {value} accents.", "Details come in {value}.", "It is set off with {value}."),
     "attribute": ("It has {value}.", "It features {value}.", "Expect {value}."),
 }
 
@@ -114,7 +116,7 @@ def plan(facts: CopyFacts) -> list[Point]:
             continue
         seen.add(value.lower())
         topic = TOPICS.get(key.lower(), "attribute")
-        text = value.lower() if topic in ("material", "use", "colour", "pattern") else _attribute_phrase(key, value)
+        text = value.lower() if topic in ("material", "use", "colour", "pattern", "accent") else _attribute_phrase(key, value)
         points.append(Point(topic, text, text))
     if fam != "fashion":
         points += [Point("note", note, note) for note in notes(facts)]

@@ -86,7 +86,7 @@ def _name_problems(text: str, facts: CopyFacts) -> list[Problem]:
         if len(word) < 4 or not word[0].isupper() or low in evidence or any(s <= m.start() < e for s, e in covered):
             continue
         for name in name_words:
-            near = SequenceMatcher(None, low, name.lower()).ratio() >= 0.8
+            near = SequenceMatcher(None, low, name.lower()).ratio() >= (0.75 if len(name) >= 6 else 0.8)
             stem = low.startswith(name.lower()) or name.lower().startswith(low)
             if near and (name.lower() in brand_words or not stem):
                 found.append(Problem("name", word, m.start(), m.start() + len(word),
