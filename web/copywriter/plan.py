@@ -38,7 +38,7 @@ _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 TEMPLATES = {
     "identity": ("The {title} from {brand} is part of our {kind} range.", "Meet the {title} by {brand}, from our "
                  "{kind} range.", "From {brand} comes the {title}, one of our {kind} picks."),
-    "identity_nobrand": ("Meet the {title}, from our {kind} range.", "The {title} belongs to our {kind} range.",
+    "identity_nobrand": ("Meet the {title}, from our {kind} range.", "Find the {title} in our {kind} range.",
                          "Say hello to the {title}, one of our {kind} picks."),
     "colour": ("It comes in {value}.", "It is finished in {value}.", "This one is {value}."),
     "material": ("It is made of {value}.", "It is made from {value}.", "Its material is {value}."),
