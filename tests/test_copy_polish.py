@@ -154,6 +154,11 @@ REAL_OUTPUTS = [
      "KALKGRUND Toothbrush holder, Chrome-plated: a toothbrush holder by IKEA, a product that is made with "
      "high-quality materials and is designed to be clean and easy to use.",
      set()),
+    (CopyFacts(id="490.022.72", title="HEMNES Bed frame, White stain/lury, 160x200 cm", brand="IKEA",
+               category="Bed frame"),
+     "Meet the HEMNES Bed frame by IKEA, from our bed frame range. The product description is in flowing "
+     "sentences, with a formal style.",
+     {("field_prose", "flowing sentences"), ("field_prose", "The product description is")}),
 ]
 
 

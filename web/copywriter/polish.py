@@ -5,7 +5,8 @@ product's product category is Baby Care", a brand written "Red tape" or "Marvell
 - `repeat`: a word doubled ("luxurious and luxurious": repaired to one) or a 4-word phrase written twice (the
   later sentence is dropped);
 - `field_prose`: the catalog's field names read out as prose ("the product's product category is", "usage is
-  casual", "falls under the category"): the sentence is dropped;
+  casual", "falls under the category"), or the prompt's instructions read back ("in flowing sentences"): the
+  sentence is dropped;
 - `name`: a case or spacing variant of a catalog name ("red tape", "RedTape", "Grundtal" for GRUNDTAL: repaired
   to the catalog's spelling) or a mangled one ("Marvell", "GRUNTAL": the sentence is dropped).
 """
@@ -30,6 +31,8 @@ _FIELD_PROSE = [re.compile(p, re.I) for p in (
     r"(?:^|[.!?]\s+|\n)\s*(?:for|usage|colou?r|price|brand|category|fit|pattern|fabric|occasion|product)\s*:",
     rf"\b{re.escape(PRINTED_LABEL)}\b",
     r"\b(?:made|manufactured|produced|brought to you) by the (?:company|brand|manufacturer)\b",
+    # the prompt's instructions read back ("The product description is in flowing sentences")
+    r"\bflowing sentences\b|\b(?:the|this) (?:product )?description (?:above|below|is|uses)\b|\bin this order\b",
 )]
 _STOP = frozenset("a an the and or of for to in on with is are it its this that by from at as be".split())
 
