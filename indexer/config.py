@@ -172,6 +172,10 @@ class Settings:
     llm_spec: str = DEFAULT_LLM
     inference: str = "auto"  # one of INFERENCE_RUNTIMES
     read_text: str = "auto"  # READ_TEXT_MODES; $SHOPLENS_READ_TEXT, `shoplens index --read-text`
+    # `shoplens index --ray`: encoding actors on the cluster (0: as many as its CPUs allow) and CPUs (intra-op
+    # threads) each; $SHOPLENS_RAY_ACTORS, $SHOPLENS_RAY_ACTOR_CPUS. Each actor holds one copy of the model.
+    ray_actors: int = 0
+    ray_actor_cpus: int = 1
     search: SearchSettings = field(default_factory=SearchSettings)
 
     def __post_init__(self) -> None:
@@ -180,6 +184,8 @@ class Settings:
                               f"not {self.inference!r}")
         if self.read_text not in READ_TEXT_MODES:
             raise ConfigError(f"read_text must be one of {', '.join(READ_TEXT_MODES)}, not {self.read_text!r}")
+        if self.ray_actors < 0 or self.ray_actor_cpus < 1:
+            raise ConfigError("ray_actors must be 0 (one per CPU) or more, and ray_actor_cpus at least 1")
 
     @property
     def index_dir(self) -> Path:
@@ -218,9 +224,19 @@ def load_settings(home: str | os.PathLike | None = None, db_url: str | None = No
         llm_spec=env.get("SHOPLENS_LLM") or DEFAULT_LLM,
         inference=env.get("SHOPLENS_INFERENCE") or "auto",
         read_text=(env.get("SHOPLENS_READ_TEXT") or "auto").strip().lower(),
+        ray_actors=_env_int(env, "SHOPLENS_RAY_ACTORS", 0),
+        ray_actor_cpus=_env_int(env, "SHOPLENS_RAY_ACTOR_CPUS", 1),
         search=SearchSettings.from_env(env),
     )
     return settings.with_overrides(**overrides)
+
+
+def _env_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    try:
+        return int(raw) if raw else default
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
 
 
 def settings_of(ctx: Any) -> Settings:
