@@ -23,6 +23,7 @@ import logging
 import os
 import pickle
 import re
+import socket
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -38,6 +39,8 @@ log = logging.getLogger(__name__)
 # starts the actor pool again (a model load per actor, a few seconds), so windows are long (8,192 rows at the
 # default batch size) while the driver never holds more than one window of rows.
 WINDOW_BATCHES = 256
+REACH_TIMEOUT_S = 5.0
+_HINT = "Start it (`ray start --head`), check the address, or use --ray local."
 LOCAL_OBJECT_STORE_BYTES = 256 * 1024 * 1024  # `--ray local`: results are small (2 vectors a row) and streamed
 _ADDRESS = re.compile(r"^(local|auto|ray://[^\s:/]+:\d+|[^\s:/]+:\d+)$")
 # Loggers whose INFO/WARNING lines are Ray's own chatter for this command ("token authentication is enabled",
@@ -72,6 +75,28 @@ def _quiet_ray(progress: bool) -> None:
     ctx.execution_options.preserve_order = True  # results come back in catalog order, as local runs write them
 
 
+def _check_reachable(address: str) -> None:
+    """Connect to the head's port first (`REACH_TIMEOUT_S`): Ray itself retries an absent head for minutes."""
+    if address == "local":
+        return
+    target = address.removeprefix("ray://")
+    if address == "auto":  # $RAY_ADDRESS, else the cluster the last `ray start` on this machine recorded
+        from ray._private.services import canonicalize_bootstrap_address
+
+        try:
+            target = canonicalize_bootstrap_address("auto") or ""
+        except Exception as exc:  # ConnectionError: no cluster recorded
+            raise ClusterUnavailable(f"cannot reach the Ray cluster at auto: {_reason(exc)}",
+                                     hint=_HINT) from None
+    host, _, port = target.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=REACH_TIMEOUT_S).close()
+    except (OSError, ValueError) as exc:
+        where = address if target in address else f"{address} ({target})"
+        raise ClusterUnavailable(f"cannot reach the Ray cluster at {where}: "
+                                 f"{getattr(exc, 'strerror', None) or _reason(exc)}", hint=_HINT) from None
+
+
 def _reason(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
 
@@ -84,6 +109,7 @@ def ray_cluster(address: str, *, cpus: int | None, progress: bool) -> Iterator[N
     import ray
 
     _quiet_ray(progress)
+    _check_reachable(address)
     try:
         if address == "local":
             ray.init(num_cpus=cpus or os.cpu_count(), include_dashboard=False, logging_level=logging.WARNING,
@@ -92,9 +118,7 @@ def ray_cluster(address: str, *, cpus: int | None, progress: bool) -> Iterator[N
             ray.init(address=address, logging_level=logging.WARNING)
     except Exception as exc:  # ConnectionError, TimeoutError, RuntimeError, grpc errors: all mean "not there"
         ray.shutdown()
-        raise ClusterUnavailable(f"cannot reach the Ray cluster at {address}: {_reason(exc)}",
-                                 hint="Start it (`ray start --head`), check the address, or use --ray local.") \
-            from None
+        raise ClusterUnavailable(f"cannot reach the Ray cluster at {address}: {_reason(exc)}", hint=_HINT) from None
     try:
         yield
     finally:
