@@ -159,7 +159,7 @@ def _kill_an_actor_when(db: Path, at_least: int, killed: list) -> threading.Thre
         while time.monotonic() < deadline and not killed:
             if ray.is_initialized() and _count(db) >= at_least:
                 try:
-                    actors = [a for a in state.actors().values() if ACTOR in a["ClassName"]
+                    actors = [a for a in state.actors().values() if ACTOR in a["ActorClassName"]
                               and a["State"] == "ALIVE"]
                 except Exception:  # Ray is starting or stopping
                     actors = []
