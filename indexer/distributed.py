@@ -36,9 +36,11 @@ from indexer.ingest import Batch, Encoded, RowWork, WorkSpec
 log = logging.getLogger(__name__)
 
 # Batches per Ray Dataset: the driver looks up stored hashes for a window, then streams its results. Each window
-# starts the actor pool again (a model load per actor, a few seconds), so windows are long (8,192 rows at the
-# default batch size) while the driver never holds more than one window of rows.
+# starts the actor pool again (a model load per actor, a few seconds), so a window gives every actor at least
+# BATCHES_PER_ACTOR batches (~1 minute of work at 32 rows a batch) and at least WINDOW_BATCHES in all, while the
+# driver never holds more than one window of rows.
 WINDOW_BATCHES = 256
+BATCHES_PER_ACTOR = 64
 REACH_TIMEOUT_S = 5.0
 _HINT = "Start it (`ray start --head`), check the address, or use --ray local."
 LOCAL_OBJECT_STORE_BYTES = 256 * 1024 * 1024  # `--ray local`: results are small (2 vectors a row) and streamed
@@ -181,8 +183,9 @@ class RayExecutor:
     """`indexer.ingest.Executor` on the connected Ray cluster: one Ray Dataset per window of batches, one
     `map_batches` call over it with `actors` `BatchEncoder`s of `actor_cpus` CPUs each."""
 
-    def __init__(self, actors: int, actor_cpus: int = 1, window: int = WINDOW_BATCHES) -> None:
-        self.actors, self.actor_cpus, self.window = actors, actor_cpus, window
+    def __init__(self, actors: int, actor_cpus: int = 1) -> None:
+        self.actors, self.actor_cpus = actors, actor_cpus
+        self.window = max(WINDOW_BATCHES, BATCHES_PER_ACTOR * actors)
 
     def run(self, work: RowWork, batches: Iterable[Batch]) -> Iterator[tuple[Batch, Encoded]]:
         spec = work.spec

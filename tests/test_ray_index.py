@@ -30,6 +30,7 @@ from web.cli import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 ACTOR = "BatchEncoder"  # in the class name Ray Data gives its actors: MapWorker(MapBatches(BatchEncoder))
+AGENTS = ("ray::DashboardAgent", "ray::RuntimeEnv")  # per-node agents that poll for their raylet
 
 
 @pytest.fixture(autouse=True)
@@ -45,6 +46,7 @@ def _no_ray_left(monkeypatch):
         pytest.fail("a Ray session outlived the run that started it")
     started = [p for p in psutil.Process().children(recursive=True) if p.pid not in before]
     _, left = psutil.wait_procs(started, timeout=30)  # ray.shutdown stops them; give them time to exit
+    left = [p for p in left if _running(p)]
     for p in left:
         p.kill()
     assert not left, f"processes left behind: {[p.name() for p in left]}"
@@ -193,6 +195,13 @@ def test_worker_killed_mid_batch_loses_and_duplicates_nothing(tmp_path):
     assert _count(tmp_path / "ray" / "shoplens.db", "row_outcomes") == 300
 
 
+def _running(process: psutil.Process) -> bool:
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 @pytest.mark.slow
 def test_driver_killed_mid_run_then_rerun_completes_and_ray_stops_with_it(tmp_path):
     rows, fields = myntra_rows(160)
@@ -210,10 +219,15 @@ def test_driver_killed_mid_run_then_rerun_completes_and_ray_stops_with_it(tmp_pa
     proc.wait()
     killed_at = _count(db)
     assert 32 <= killed_at < 160
-    gone, alive = psutil.wait_procs(ray_processes, timeout=60)
+    _, alive = psutil.wait_procs(ray_processes, timeout=60)
+    alive = [p for p in alive if _running(p)]  # a zombie has exited; only its dead parent could have reaped it
+    # Ray's agents notice the raylet's death on their own polling; give them longer, then stop them (ours).
+    core = [p for p in alive if not p.name().startswith(AGENTS)]
+    _, agents = psutil.wait_procs([p for p in alive if p not in core], timeout=120)
     for p in alive:
         p.kill()
-    assert not alive, f"Ray processes outlived their driver: {[p.name() for p in alive]}"
+    assert not core, f"Ray processes outlived their driver: {[p.name() for p in core]}"
+    assert not [p for p in agents if _running(p)], "Ray's agents outlived their raylet by 3 minutes"
 
     rerun = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
