@@ -47,9 +47,8 @@ def _no_ray_left(monkeypatch):
     started = [p for p in psutil.Process().children(recursive=True) if p.pid not in before]
     _, left = psutil.wait_procs(started, timeout=30)  # ray.shutdown stops them; give them time to exit
     left = [p for p in left if _running(p)]
-    for p in left:
-        p.kill()
-    assert not left, f"processes left behind: {[p.name() for p in left]}"
+    _kill(left)
+    assert not left, f"processes left behind: {[_name(p) for p in left]}"
 
 
 def _run(home: Path, catalog: Path, *args: str):
@@ -195,6 +194,22 @@ def test_worker_killed_mid_batch_loses_and_duplicates_nothing(tmp_path):
     assert _count(tmp_path / "ray" / "shoplens.db", "row_outcomes") == 300
 
 
+def _name(process: psutil.Process) -> str:
+    try:
+        return process.name()
+    except psutil.NoSuchProcess:  # it exited meanwhile
+        return ""
+
+
+def _kill(processes: list[psutil.Process]) -> None:
+    """SIGKILL these processes (started by this test), ignoring any that exited meanwhile."""
+    for process in processes:
+        try:
+            process.kill()
+        except psutil.NoSuchProcess:
+            pass
+
+
 def _running(process: psutil.Process) -> bool:
     try:
         return process.status() != psutil.STATUS_ZOMBIE
@@ -222,11 +237,10 @@ def test_driver_killed_mid_run_then_rerun_completes_and_ray_stops_with_it(tmp_pa
     _, alive = psutil.wait_procs(ray_processes, timeout=60)
     alive = [p for p in alive if _running(p)]  # a zombie has exited; only its dead parent could have reaped it
     # Ray's agents notice the raylet's death on their own polling; give them longer, then stop them (ours).
-    core = [p for p in alive if not p.name().startswith(AGENTS)]
+    core = [p for p in alive if not _name(p).startswith(AGENTS)]
     _, agents = psutil.wait_procs([p for p in alive if p not in core], timeout=120)
-    for p in alive:
-        p.kill()
-    assert not core, f"Ray processes outlived their driver: {[p.name() for p in core]}"
+    _kill(alive)
+    assert not core, f"Ray processes outlived their driver: {[_name(p) for p in core]}"
     assert not [p for p in agents if _running(p)], "Ray's agents outlived their raylet by 3 minutes"
 
     rerun = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
