@@ -95,10 +95,11 @@ class SearchSettings:
     # normalised scores in with this weight when every query word is in the catalog's BM25 vocabulary, rising
     # linearly to multilingual_foreign_weight when none is (a query in another language). Hits below the floor
     # (min_multilingual_score, else the version's measured one) or multilingual_margin under the best are dropped.
-    # Chosen on the tuning half of bench/multilingual.py's queries (bench/RESULTS.md "multilingual").
-    multilingual_weight: float = 0.0
-    multilingual_foreign_weight: float = 0.7
-    multilingual_margin: float = 0.08
+    # Chosen on the tuning halves of bench/multilingual.py's queries (weights 0-0.2 / 0.5-0.9, margins 0.04-0.12;
+    # bench/RESULTS.md "multilingual"): 0.2 / 0.9 / 0.04 was best for both English and foreign Myntra queries.
+    multilingual_weight: float = 0.2
+    multilingual_foreign_weight: float = 0.9
+    multilingual_margin: float = 0.04
     min_multilingual_score: float | None = None
     negative_weight: float = 0.35   # how strongly "without X" pushes the query vector away from X
     collapse: bool = True           # fold near-duplicates (same image bytes, or same title and near-identical image)
