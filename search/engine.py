@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
-from indexer.config import SCENE_MODES, SearchSettings, Settings
-from indexer.errors import BadInput
+from indexer.config import MULTILINGUAL_KIND, SCENE_MODES, SearchSettings, Settings
+from indexer.errors import BadInput, WeightsUnavailable
 from indexer.reading import TextReader, load_reader
 from indexer.reading.words import terms
 from indexer.store import Store, open_store
@@ -38,6 +38,7 @@ from search.vectors import stored_vectors
 
 if TYPE_CHECKING:
     from indexer.model.encoder import Encoder
+    from indexer.model.multilingual import MultilingualEncoder
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ class SearchEngine:
         self.reader = IndexReader(settings.index_dir)
         self._state: IndexState | None = None
         self._lock = threading.Lock()
+        self._multilingual_missing: str | None = None  # the model a version wants that could not be loaded
 
     # --- index version and model -------------------------------------------------------------------------
     def state(self) -> IndexState:
@@ -74,6 +76,22 @@ class SearchEngine:
         return load_version_encoder(self.state().version.manifest, default_spec=self.settings.model_spec,
                                     cache_dir=self.settings.model_cache_dir, runtime=self.settings.inference)
 
+    def multilingual(self) -> MultilingualEncoder | None:
+        """The multilingual text model the current version's multilingual vectors were made with (loaded once per
+        process), or None: a version without them, or a model this machine can't load (logged once; text
+        queries are then answered without it rather than failing)."""
+        from indexer.model.multilingual import load_multilingual
+
+        spec = self.state().version.manifest["kinds"].get(MULTILINGUAL_KIND)
+        if spec is None or spec["model"] == self._multilingual_missing:
+            return None
+        try:
+            return load_multilingual(spec["model"])
+        except WeightsUnavailable as exc:
+            log.warning("searching without the multilingual vectors: %s", exc)
+            self._multilingual_missing = spec["model"]
+            return None
+
     def warm_up(self) -> str:
         """Load the index, the product facts and the model, and run both towers once (the first run of a runtime
         session allocates its buffers), so no shopper's first text or photo query pays for it; returns the
@@ -82,7 +100,9 @@ class SearchEngine:
         encoder = self.encoder()
         encoder.encode_texts(["warm up"])
         encoder.encode_images([Image.new("RGB", (64, 64), "white")])
-        for kind in {self.config.hybrid_kind, self.config.image_kind, self.config.similar_kind}:
+        if (multilingual := self.multilingual()) is not None:
+            multilingual.encode_queries(["warm up"])
+        for kind in {self.config.hybrid_kind, self.config.image_kind, self.config.similar_kind, MULTILINGUAL_KIND}:
             if kind in state.version.manifest["kinds"]:
                 state.version.index(kind)
         state.version.lexical()
@@ -112,7 +132,7 @@ class SearchEngine:
                                  timer, photo_words)
         elif text:
             kind, mode = "text", query.mode or cfg.text_mode
-            ranking = rank_text(state, cfg, self.encoder, text, negative, mode, allowed, timer)
+            ranking = rank_text(state, cfg, self.encoder, text, negative, mode, allowed, timer, self.multilingual)
         else:  # no query: browse the (filtered) catalog
             kind, mode = "browse", "filters"
             keys = allowed if allowed is not None else state.table.keys
