@@ -27,6 +27,7 @@ from search import product_reader
 from search.ask.answer import Answer, answer_photo, answer_product
 from search.ask.caption import Caption, caption_of
 from search.ask.questions import check_question
+from search.ask.reads import NEIGHBOURS, Neighbour
 from search.dedupe import collapse
 from search.filters import Filters
 from search.products import ProductCard, ProductTable
@@ -195,18 +196,21 @@ class SearchEngine:
         state = self.state()
         card = self._card(state, product_id)
         facts = None if image_only else self.product(product_id)
-        return answer_product(text, state.vocabulary, self.encoder, self._image_vector(state, card), facts,
-                              self._printed(state, [card]).get(card.image_hash or "", []))
+        vector = self._image_vector(state, card)
+        return answer_product(text, state.vocabulary, self.encoder, vector, facts,
+                              self._printed(state, [card]).get(card.image_hash or "", []),
+                              self._neighbours(state, vector, card))
 
     def ask_photo(self, image: Image.Image, question: str) -> Answer:
         """Answer a question about a photo of anything, from its reads, its words and the closest products."""
         text = check_question(question, self.settings.max_query_chars)
         state = self.state()
         vector = self.encoder().encode_images([image])[0]
-        ranking = vector_search(state.version, self.config.image_kind, vector, None, 3)
-        closest = [(state.table.by_key[k], s) for k, s in ranking
+        ranking = vector_search(state.version, self.config.image_kind, vector, None, NEIGHBOURS)
+        closest = [(state.table.by_key[k], s) for k, s in ranking[:3]
                    if k in state.table.by_key and s >= self.config.min_image_score]
-        return answer_photo(text, state.vocabulary, self.encoder(), vector, closest, lambda: self.read_photo(image))
+        return answer_photo(text, state.vocabulary, self.encoder(), vector, closest, lambda: self.read_photo(image),
+                            state.vocabulary.neighbours(ranking))
 
     def caption(self, product_id: str) -> Caption:
         """The caption of a product's image (its stored vector and the lines read on it)."""
@@ -216,13 +220,14 @@ class SearchEngine:
         if vector is None:
             raise NotFound(f"product {product_id!r} has no image to caption")
         printed = [t for t, _ in self._printed(state, [card]).get(card.image_hash or "", [])]
-        return caption_of(state.vocabulary, self.encoder(), vector, printed)
+        return caption_of(state.vocabulary, self.encoder(), vector, printed, self._neighbours(state, vector, card))
 
     def caption_photo(self, image: Image.Image) -> Caption:
         """The caption of a shopper's photo (read for words too unless reading is off)."""
+        state = self.state()
         vector = self.encoder().encode_images([image])[0]
         printed = [t for t, _ in self.read_photo(image)] if self.settings.read_text != "off" else []
-        return caption_of(self.state().vocabulary, self.encoder(), vector, printed)
+        return caption_of(state.vocabulary, self.encoder(), vector, printed, self._neighbours(state, vector))
 
     def captions(self, cards: list[ProductCard]) -> dict[str, str]:
         """Alt texts of product images by product id, made once per image (by sha256) and index version."""
@@ -234,8 +239,9 @@ class SearchEngine:
             for card in todo:
                 if card.key in vectors:
                     lines = [t for t, _ in printed.get(card.image_hash or "", [])]
-                    state.captions[card.image_hash] = caption_of(state.vocabulary, self.encoder(),
-                                                                 vectors[card.key], lines).caption
+                    vector = vectors[card.key]
+                    state.captions[card.image_hash] = caption_of(
+                        state.vocabulary, self.encoder(), vector, lines, self._neighbours(state, vector, card)).caption
         return {c.id: state.captions[c.image_hash] for c in cards if c.image_hash in state.captions}
 
     @staticmethod
@@ -244,6 +250,14 @@ class SearchEngine:
         if card is None:
             raise NotFound(f"no product with id {product_id!r}")
         return card
+
+    def _neighbours(self, state: IndexState, vector: np.ndarray | None,
+                    card: ProductCard | None = None) -> list[Neighbour]:
+        """The nearest other catalog products by photo, with their facts (they vote in a visual read)."""
+        if vector is None:
+            return []
+        ranking = vector_search(state.version, self.config.image_kind, vector, None, NEIGHBOURS + 1)
+        return state.vocabulary.neighbours(ranking, exclude=[card.key] if card is not None else [])
 
     @staticmethod
     def _image_vector(state: IndexState, card: ProductCard) -> np.ndarray | None:

@@ -17,7 +17,7 @@ import numpy as np
 
 from indexer.product import ProductSummary
 from search.ask.questions import FACT_TOPICS, VISUAL_TOPICS, Question, parse_question
-from search.ask.reads import Read, Vocabulary, product_dict, topic_value
+from search.ask.reads import Neighbour, Read, Vocabulary, product_dict, topic_value
 from search.products import ProductCard
 
 if TYPE_CHECKING:
@@ -59,10 +59,12 @@ class Answer:
 
 
 def answer_product(question: str, vocabulary: Vocabulary, encoder: Callable[[], Encoder], vector: np.ndarray | None,
-                   facts: dict | None, printed: Sequence[tuple[str, float]]) -> Answer:
+                   facts: dict | None, printed: Sequence[tuple[str, float]],
+                   neighbours: Sequence[Neighbour] = ()) -> Answer:
     """Answer `question` about one product: from `facts` (the product page's dict; None hides them), its image
-    `vector` (None: no photo) and the `printed` lines read on its image. `encoder` is called only for a visual
-    read, so a fact answer needs no model."""
+    `vector` (None: no photo), the `printed` lines read on its image and its nearest other catalog products'
+    facts (`neighbours`, which vote in a visual read). `encoder` is called only for a visual read, so a fact
+    answer needs no model."""
     q = parse_question(question, vocabulary.values)
     if q.topic is None:
         return _cannot(q)
@@ -71,7 +73,7 @@ def answer_product(question: str, vocabulary: Vocabulary, encoder: Callable[[], 
         if found is not None:
             return found
     if q.topic in VISUAL_TOPICS and vector is not None:
-        read = vocabulary.read_all(encoder(), vector, ("type", q.topic))[q.topic]
+        read = vocabulary.read_all(encoder(), vector, ("type", q.topic), neighbours)[q.topic]
         if read.sure:
             return visual_answer(q, read)
     if q.topic in ("label", "brand") or q.topic in FACT_TOPICS and q.asked:
@@ -83,7 +85,7 @@ def answer_product(question: str, vocabulary: Vocabulary, encoder: Callable[[], 
 
 def answer_photo(question: str, vocabulary: Vocabulary, encoder: Encoder, vector: np.ndarray,
                  closest: Sequence[tuple[ProductCard, float]],
-                 printed: Callable[[], Sequence[tuple[str, float]]]) -> Answer:
+                 printed: Callable[[], Sequence[tuple[str, float]]], neighbours: Sequence[Neighbour] = ()) -> Answer:
     """Answer `question` about a photo of anything: zero-shot reads of it, the words read on it (`printed` reads
     them, called only for a question about words), and the closest catalog products ("what is this?")."""
     near = [{"id": card.id, "title": card.title, "score": round(score, 4)} for card, score in closest]
@@ -91,7 +93,7 @@ def answer_photo(question: str, vocabulary: Vocabulary, encoder: Encoder, vector
     if q.topic is None:
         found = _cannot(q)
     elif q.topic in VISUAL_TOPICS:
-        read = vocabulary.read_all(encoder, vector, ("type", q.topic))[q.topic]
+        read = vocabulary.read_all(encoder, vector, ("type", q.topic), neighbours)[q.topic]
         found = visual_answer(q, read) if read.sure else not_stated(q, unsure=True, photo=True)
     else:
         found = (q.topic in ("label", "brand") or q.asked) and printed_answer(q, printed(), vocabulary)
@@ -114,7 +116,7 @@ def fact_answer(q: Question, facts: dict) -> Answer | None:
         price = facts.get("price")
         value = None if price is None else f"{price:,.0f} {facts.get('currency') or ''}".strip()
     elif q.topic == "brand":
-        value = facts.get("brand") or _first(_MANUFACTURER, text)
+        value = facts.get("brand") or stated_brand(text)
     elif q.topic == "ingredients" and q.asked:
         return _claim(q, text, "facts", "the catalog")
     elif q.topic == "ingredients":
@@ -145,8 +147,8 @@ def printed_answer(q: Question, printed: Sequence[tuple[str, float]], vocabulary
     if q.asked:
         return _claim(q, text, "printed_text", "the label", confidence)
     if q.topic == "brand":
-        folded = f" {_fold(text)} "
-        brand = next((b for b in sorted(vocabulary.brands, key=len, reverse=True) if f" {_fold(b)} " in folded), None)
+        folded = f" {fold(text)} "
+        brand = next((b for b in sorted(vocabulary.brands, key=len, reverse=True) if f" {fold(b)} " in folded), None)
         if brand:
             return Answer(f"The label reads {brand}.", "printed_text", confidence, q.topic, brand)
         return Answer(f"The label reads: {text}.", "printed_text", confidence, q.topic, text)
@@ -175,15 +177,15 @@ def _cannot(q: Question) -> Answer:
 
 def _stated(q: Question, value: str, source: str, confidence: float, sentence: str) -> Answer:
     if q.asked:
-        yes = _fold(q.asked) in _fold(value) or _fold(value) in _fold(q.asked)
+        yes = fold(q.asked) in fold(value) or fold(value) in fold(q.asked)
         sentence = f"{'Yes' if yes else 'No'}: {sentence[0].lower()}{sentence[1:]}"
     return Answer(sentence, source, confidence, q.topic, value)
 
 
 def _claim(q: Question, text: str, source: str, where: str, confidence: float = 1.0) -> Answer | None:
     """Yes when `text` states the claim (or a word it is printed as); None otherwise: absence is not a no."""
-    words = CLAIMS.get(_fold(q.asked or ""), (_fold(q.asked or ""),))
-    folded = f" {_fold(text)} "
+    words = CLAIMS.get(fold(q.asked or ""), (fold(q.asked or ""),))
+    folded = f" {fold(text)} "
     hit = next((w for w in words if f" {w}" in folded), None)
     if hit is None:
         return None
@@ -196,10 +198,16 @@ def _fact_key(facts: dict, topic: str) -> str | None:
                  if str(attributes.get(k) or "").strip().lower() not in ("", "na", "none")), None)
 
 
+def stated_brand(text: str) -> str | None:
+    """The manufacturer a catalog's free text names ("Manufacturer and volume: ARLA KO, 1l"), if any."""
+    return _first(_MANUFACTURER, text or "")
+
+
+def fold(text: str) -> str:
+    """Lower-case words only: how answers, claims and catalog values are compared."""
+    return " ".join(re.findall(r"\w+", text.lower()))
+
+
 def _first(pattern: re.Pattern, text: str) -> str | None:
     match = pattern.search(text)
     return match.group(1).strip() if match else None
-
-
-def _fold(text: str) -> str:
-    return " ".join(re.findall(r"\w+", text.lower()))

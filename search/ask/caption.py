@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from search.ask.reads import Read, Vocabulary
+from search.ask.reads import Neighbour, Read, Vocabulary
 
 if TYPE_CHECKING:
     from indexer.model.encoder import Encoder
@@ -32,9 +32,11 @@ class Caption:
                           for t, r in self.reads.items()}}
 
 
-def caption_of(vocabulary: Vocabulary, encoder: Encoder, vector: np.ndarray, printed: Sequence[str]) -> Caption:
-    """The caption of a photo from its vector's reads and the lines read on it (confident reads only)."""
-    reads = vocabulary.read_all(encoder, vector, CAPTION_TOPICS)
+def caption_of(vocabulary: Vocabulary, encoder: Encoder, vector: np.ndarray, printed: Sequence[str],
+               neighbours: Sequence[Neighbour] = ()) -> Caption:
+    """The caption of a photo from its vector's reads (with its nearest catalog products' vote) and the lines
+    read on it (confident reads only)."""
+    reads = vocabulary.read_all(encoder, vector, CAPTION_TOPICS, neighbours)
     sure = {t: r.value for t, r in reads.items() if r.sure}
     words = [sure.get("colour")]
     if (sure.get("pattern") or "").lower() not in PLAIN_PATTERNS:

@@ -4,8 +4,11 @@ shows, read with the index's encoder by comparing the photo's vector with text p
 The candidates are the catalog's vocabulary (values at least two active products carry), so a read can only name
 something the catalog itself uses. The type is read first; the other topics are read with the type in the prompt
 ("Blue Tshirts", "for Women Tshirts"), the way the model's training titles name them: on Myntra training products
-this lifted colour from .58 to .60 and gender from .42 to .68 (single-word prompts). Confidence is the softmax
-over the candidates at `TEMPERATURE`; below `MIN_CONFIDENCE` a read abstains.
+this lifted colour from .58 to .60 and gender from .42 to .68 (single-word prompts). The prompt softmax (at
+`TEMPERATURE`) is mixed half and half with a vote of the photo's nearest catalog products (their own facts,
+weighted by similarity): on 400 Myntra *training* products against 3,000 others this took type from .62 to .85,
+colour .55 → .70, gender .71 → .86 (weights 0, .5, .7, .85, 1 tried; .5 best). The mixture's top probability
+is the read's confidence; below `MIN_CONFIDENCE` a read abstains.
 """
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ import logging
 import threading
 from collections import Counter
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 import numpy as np
 from sqlalchemy import select
@@ -37,6 +40,9 @@ MIN_SUPPORT = 2          # a value fewer products carry is not a candidate (typo
 # Softmax temperature over cosines, and the confidence a read needs to be answered with; both set on Myntra
 # *training* products of the test index (bench/vqa.py reports the held-out figures these give).
 TEMPERATURE = 0.02
+NEIGHBOUR_TEMPERATURE = 0.05   # a neighbour's vote: exp((cos - best cos) / this)
+NEIGHBOUR_WEIGHT = 0.5         # the vote's share in the mixture (0 where no neighbours are given)
+NEIGHBOURS = 20                # nearest catalog products that vote
 MIN_CONFIDENCE = 0.35
 _PROMPTS = {"type": "{value}", "gender": "for {value} {type}"}
 _DEFAULT_PROMPT = "{value} {type}"
@@ -57,13 +63,18 @@ class Read:
         return self.value is not None and self.confidence >= MIN_CONFIDENCE
 
 
+# A nearby catalog product's facts (topic → value) and its cosine with the photo.
+Neighbour = tuple[dict[str, str], float]
+
+
 class Vocabulary:
     """The catalog's values per visual topic (with counts), and the text vectors of their prompts per encoder,
     computed on first use and kept for the index version (a few hundred short texts, once)."""
 
     def __init__(self, values: dict[str, Counter], by_type: dict[str, dict[str, Counter]],
-                 brands: Iterable[str] = ()) -> None:
+                 brands: Iterable[str] = (), facts: dict[object, dict[str, str]] | None = None) -> None:
         self.counts = values
+        self.facts = facts or {}  # each product's visual-topic values, by key: what a neighbour votes
         self.brands = sorted({b for b in brands if _usable(b)})  # printed brands are matched against these
         self.values = {t: _supported(c) for t, c in values.items()}
         # The values products of each type carry: a photo read as a pepper is never asked for a gender or a
@@ -73,21 +84,24 @@ class Vocabulary:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_products(cls, products: Iterable[dict]) -> "Vocabulary":
-        """Counts of each topic's values over product dicts (fields plus an `attributes` mapping)."""
+    def from_products(cls, products: Iterable[tuple[object, dict]]) -> "Vocabulary":
+        """Counts of each topic's values over (key, product dict) pairs (fields plus an `attributes` mapping)."""
         counts: dict[str, Counter] = {t: Counter() for t in VISUAL_TOPICS}
         by_type: dict[str, dict[str, Counter]] = {}
+        facts: dict[object, dict[str, str]] = {}
         brands = set()
-        for product in products:
+        for key, product in products:
             brands.add(product.get("brand"))
             kind = topic_value(product, "type")
+            mine = facts[key] = {}
             for topic in VISUAL_TOPICS:
                 value = topic_value(product, topic)
                 if value:
+                    mine[topic] = value
                     counts[topic][value] += 1
                     if kind:
                         by_type.setdefault(kind, {}).setdefault(topic, Counter())[value] += 1
-        return cls(counts, by_type, brands - {None})
+        return cls(counts, by_type, brands - {None}, facts)
 
     @classmethod
     def load(cls, store: Store, table: ProductTable) -> "Vocabulary":
@@ -95,7 +109,7 @@ class Vocabulary:
         with store.session() as session:
             attributes = dict(session.execute(select(Product.id, Product.attributes)
                                               .where(Product.status == "active")).all())
-        return cls.from_products(product_dict(p, attributes.get(p.id)) for p in table.products)
+        return cls.from_products((p.key, product_dict(p, attributes.get(p.id))) for p in table.products)
 
     def majority(self, topic: str) -> str | None:
         """The most common value of `topic` (the majority-class baseline of a question)."""
@@ -124,9 +138,10 @@ class Vocabulary:
         return found
 
     def read(self, encoder: Encoder, vector: np.ndarray, topic: str, type_value: str = "", *,
-             in_prompt: bool = True) -> Read:
-        """The candidate value of `topic` the photo vector matches best, with its softmax confidence; candidates
-        are those of `type_value`, named in the prompts unless `in_prompt` is False (an unsure type read)."""
+             in_prompt: bool = True, neighbours: Sequence[Neighbour] = ()) -> Read:
+        """The candidate value of `topic` the photo vector matches best, with its confidence; candidates are those
+        of `type_value`, named in the prompts unless `in_prompt` is False (an unsure type read); `neighbours`
+        (nearest catalog products, best first) vote."""
         type_value = type_value if topic != "type" else ""
         candidates = self.candidates(topic, type_value)
         if not candidates:
@@ -136,15 +151,39 @@ class Vocabulary:
         sims = self.prompts(encoder, topic, type_value, in_prompt) @ vector
         probs = np.exp((sims - sims.max()) / TEMPERATURE)
         probs /= probs.sum()
+        votes = _votes(candidates, topic, neighbours)
+        if votes is not None:
+            probs = NEIGHBOUR_WEIGHT * votes + (1.0 - NEIGHBOUR_WEIGHT) * probs
         order = np.argsort(-probs)
         runner = candidates[int(order[1])] if len(order) > 1 else None
         return Read(topic, candidates[int(order[0])], float(probs[order[0]]), runner)
 
-    def read_all(self, encoder: Encoder, vector: np.ndarray, topics: Iterable[str] = VISUAL_TOPICS) -> dict[str, Read]:
+    def read_all(self, encoder: Encoder, vector: np.ndarray, topics: Iterable[str] = VISUAL_TOPICS,
+                 neighbours: Sequence[Neighbour] = ()) -> dict[str, Read]:
         """Reads of `topics` for one photo vector, the type first (the others are read with it)."""
-        kind = self.read(encoder, vector, "type")
-        return {t: kind if t == "type" else self.read(encoder, vector, t, kind.value or "", in_prompt=kind.sure)
+        kind = self.read(encoder, vector, "type", neighbours=neighbours)
+        return {t: kind if t == "type" else self.read(encoder, vector, t, kind.value or "", in_prompt=kind.sure,
+                                                      neighbours=neighbours)
                 for t in topics}
+
+    def neighbours(self, ranking: Iterable[tuple[object, float]], exclude: Iterable[object] = ()) -> list[Neighbour]:
+        """The facts of the first NEIGHBOURS products of a (key, cosine) ranking, leaving out `exclude` (the
+        asked product itself: its own facts must not answer an image-only question)."""
+        skip = set(exclude)
+        found = [(self.facts[k], s) for k, s in ranking if k not in skip and k in self.facts]
+        return found[:NEIGHBOURS]
+
+
+def _votes(candidates: Sequence[str], topic: str, neighbours: Sequence[Neighbour]) -> np.ndarray | None:
+    """The neighbours' similarity-weighted vote over `candidates` (None: no neighbour states one)."""
+    index = {v: i for i, v in enumerate(candidates)}
+    votes = np.zeros(len(candidates))
+    best = max((s for _, s in neighbours), default=0.0)
+    for facts, sim in neighbours:
+        i = index.get(facts.get(topic, ""))
+        if i is not None:
+            votes[i] += np.exp((sim - best) / NEIGHBOUR_TEMPERATURE)
+    return votes / votes.sum() if votes.sum() > 0 else None
 
 
 def product_dict(card: object, attributes: dict | None) -> dict:
