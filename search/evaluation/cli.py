@@ -305,10 +305,7 @@ def vqa_command(ctx: click.Context, catalog: Path, map_items: tuple[str, ...], i
     items = vqa.pick_items(rows, training, n, seed, resolver, settings.max_image_pixels)
     if not items:
         raise BadInput(f"no held-out product of {catalog} has a readable image.")
-    asked = frozenset(it.row["id"] for it in items)
-    trained_first = sorted(rows, key=lambda r: r["id"] not in training)
-    pool = vqa.pick_items(trained_first[: max(reference * 2, reference + len(asked))], asked, reference, seed + 1,
-                          resolver, settings.max_image_pixels) if reference else []
+    pool = vqa.pick_reference(rows, training, items, reference, seed, resolver, settings.max_image_pixels)
     encoder = load_encoder(spec, cache_dir=settings.model_cache_dir, runtime=settings.inference)
     printed = None
     if "brand" in topics:
@@ -316,7 +313,9 @@ def vqa_command(ctx: click.Context, catalog: Path, map_items: tuple[str, ...], i
 
         reader = load_reader()
         printed = lambda image: [(l.text, l.confidence) for l in reader.read_image(image, turn=True).lines]  # noqa: E731
-    results = vqa.evaluate_vqa(rows, items, encoder, topics, printed, pool)
+    vectors = vqa.encode_images(encoder, [it.image for it in items])
+    results = vqa.evaluate_vqa(rows, items, vectors, vqa.Pool.of(encoder, items, vectors, pool), encoder, topics,
+                               printed)
     summary = {"catalog": str(catalog.resolve()), "model": encoder.name, "products": len(items), "seed": seed,
                "reference_products": len(pool),
                "heldout": {"checked": record is not None, "training_list": str(record.source) if record else None,

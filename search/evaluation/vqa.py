@@ -24,7 +24,7 @@ from PIL import Image
 from indexer.images import ImageResolver, decode_image
 from indexer.product import ProductSummary
 from search.ask.answer import answer_product, fold, stated_brand
-from search.ask.reads import NEIGHBOURS, Vocabulary, topic_value
+from search.ask.reads import NEIGHBOURS, Neighbour, Vocabulary, topic_value
 
 if TYPE_CHECKING:
     from indexer.model.encoder import Encoder
@@ -79,23 +79,53 @@ def pick_items(rows: Sequence[dict[str, str]], exclude: frozenset[str], n: int, 
     return items
 
 
-def evaluate_vqa(rows: Sequence[dict[str, str]], items: Sequence[Item], encoder: Encoder, topics: Sequence[str],
-                 printed: Callable[[Image.Image], list[tuple[str, float]]] | None = None,
-                 reference: Sequence[Item] = ()) -> dict:
-    """Accuracy per question type over `items` (image-only answers), with the majority baseline, coverage (the
-    share answered at all) and accuracy among the answered. The vocabulary is the whole catalog's; neighbours
-    come from `items` and `reference`."""
-    vocabulary = Vocabulary.from_products((r["id"], product_of(r)) for r in rows)
-    vectors = _encode(encoder, [it.image for it in items])
-    pool = np.concatenate([vectors, _encode(encoder, [it.image for it in reference])])
-    pool_ids = [it.row["id"] for it in (*items, *reference)]
+def pick_reference(rows: Sequence[dict[str, str]], training: frozenset[str], items: Sequence[Item], n: int,
+                   seed: int, resolver: ImageResolver, max_pixels: int) -> list[Item]:
+    """Up to n more catalog products for the neighbour pool, training products first, none of `items`."""
+    if n <= 0:
+        return []
+    asked = frozenset(it.row["id"] for it in items)
+    trained_first = sorted(rows, key=lambda r: r["id"] not in training)
+    return pick_items(trained_first[: max(n * 2, n + len(asked))], asked, n, seed + 1, resolver, max_pixels)
+
+
+@dataclass(frozen=True)
+class Pool:
+    """Catalog products whose photos' facts vote in a visual read: ids and their image vectors."""
+
+    ids: list[str]
+    vectors: np.ndarray
+
+    @classmethod
+    def of(cls, encoder: Encoder, items: Sequence[Item], vectors: np.ndarray, reference: Sequence[Item]) -> "Pool":
+        """The evaluated items (already encoded) and the reference products (encoded here)."""
+        return cls([it.row["id"] for it in (*items, *reference)],
+                   np.concatenate([vectors, encode_images(encoder, [it.image for it in reference])]))
+
+    def neighbours(self, vocabulary: Vocabulary, vector: np.ndarray, own_id: str) -> list[Neighbour]:
+        """The products nearest `vector`, with their facts, the product `own_id` left out."""
+        sims = self.vectors @ vector
+        order = np.argsort(-sims)[:NEIGHBOURS + 1]
+        return vocabulary.neighbours(((self.ids[i], float(sims[i])) for i in order), exclude=[own_id])
+
+
+def catalog_vocabulary(rows: Sequence[dict[str, str]]) -> Vocabulary:
+    """The whole catalog's vocabulary, keyed by product id."""
+    return Vocabulary.from_products((r["id"], product_of(r)) for r in rows)
+
+
+def evaluate_vqa(rows: Sequence[dict[str, str]], items: Sequence[Item], vectors: np.ndarray, pool: Pool,
+                 encoder: Encoder, topics: Sequence[str],
+                 printed: Callable[[Image.Image], list[tuple[str, float]]] | None = None) -> dict:
+    """Accuracy per question type over `items` (their image `vectors`; image-only answers), with the majority
+    baseline, coverage (the share answered at all) and accuracy among the answered. The vocabulary is the whole
+    catalog's; neighbours come from `pool`."""
+    vocabulary = catalog_vocabulary(rows)
     tallies: dict[str, dict[str, int]] = defaultdict(lambda: {"n": 0, "correct": 0, "answered": 0, "majority": 0})
     examples: dict[str, list[dict]] = defaultdict(list)
     for item, vector in zip(items, vectors):
         lines = printed(item.image) if printed is not None and "brand" in topics else []
-        sims = pool @ vector
-        order = np.argsort(-sims)[:NEIGHBOURS + 1]
-        neighbours = vocabulary.neighbours(((pool_ids[i], float(sims[i])) for i in order), exclude=[item.row["id"]])
+        neighbours = pool.neighbours(vocabulary, vector, item.row["id"])
         for topic in topics:
             expected = truth(item.row, topic)
             if not expected:
@@ -132,7 +162,8 @@ def vqa_table(results: dict) -> str:
     return "\n".join(lines)
 
 
-def _encode(encoder: Encoder, images: list[Image.Image]) -> np.ndarray:
+def encode_images(encoder: Encoder, images: list[Image.Image]) -> np.ndarray:
+    """Unit image vectors of `images`, in the encoder's batch size."""
     step = max(encoder.batches.image, 1)
     parts = [encoder.encode_images(images[i:i + step]) for i in range(0, len(images), step)]
     return np.concatenate(parts) if parts else np.zeros((0, encoder.dim), dtype=np.float32)
