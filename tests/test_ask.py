@@ -132,3 +132,22 @@ def test_questions_are_parsed_to_their_topic(question, topic, asked):
                   "gender": ["Men", "Women"]}
     parsed = parse_question(question, vocabulary)
     assert (parsed.topic, parsed.asked) == (topic, asked)
+
+
+def test_eval_vqa_reports_accuracy_per_question_type_with_the_majority_baseline(real_home, tmp_path):
+    from indexer_data import GROCERY_MAP
+
+    out = tmp_path / "vqa.json"
+    result = shoplens(real_home, "eval", "vqa", "--catalog", str(GROCERY / "products.csv"),
+                      *[a for m in GROCERY_MAP for a in ("--map", m)], "--questions", "type,colour", "--n", "30",
+                      "--reference", "30", "--json", str(out))
+    assert "| type | 30 |" in result.stdout
+    body = json.loads(out.read_text())
+    assert body["products"] == 30 and body["reference_products"] == 30 and body["heldout"]["checked"]
+    kind = body["questions"]["type"]
+    assert set(kind) >= {"accuracy", "majority_baseline", "coverage", "examples"}
+    assert kind["accuracy"] > kind["majority_baseline"]  # the photos say more than the commonest type
+    assert "colour" not in body["questions"]  # the grocery catalog states no colour: no colour question is built
+    bad = shoplens(real_home, "eval", "vqa", "--catalog", str(GROCERY / "products.csv"), "--questions", "smell",
+                   ok=False)
+    assert bad.exit_code != 0 and "unknown question type" in bad.output

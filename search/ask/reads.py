@@ -111,11 +111,6 @@ class Vocabulary:
                                               .where(Product.status == "active")).all())
         return cls.from_products((p.key, product_dict(p, attributes.get(p.id))) for p in table.products)
 
-    def majority(self, topic: str) -> str | None:
-        """The most common value of `topic` (the majority-class baseline of a question)."""
-        common = self.counts.get(topic, Counter()).most_common(1)
-        return common[0][0] if common else None
-
     def candidates(self, topic: str, type_value: str = "") -> list[str]:
         """The values a read of `topic` chooses among: those products of `type_value` carry (all the catalog's
         when no type was read)."""
