@@ -66,10 +66,14 @@ def _print_errors(settings: Settings, run_id: int | None) -> None:
 @click.option("--read-text", type=click.Choice(READ_TEXT_MODES), default=None,
               help="Read the words printed on product images: on, off, or auto (read when a sample of the "
                    "catalog's images carries text; the default, or $SHOPLENS_READ_TEXT).")
+@click.option("--ray", "ray_address", default=None, metavar="ADDRESS",
+              help="Decode and encode on a Ray cluster: local (start one here), auto, ray://HOST:PORT or "
+                   "HOST:PORT; actors from $SHOPLENS_RAY_ACTORS (default one per CPU).")
 @click.pass_context
 def index_command(ctx: click.Context, catalog: Path | None, images_root: Path | None, mapping: tuple[str, ...],
                   model_spec: str | None, prune: bool, do_rollback: bool, show_errors: bool, run_id: int | None,
-                  batch_size: int | None, workers: int | None, no_progress: bool, read_text: str | None) -> None:
+                  batch_size: int | None, workers: int | None, no_progress: bool, read_text: str | None,
+                  ray_address: str | None) -> None:
     """Index CATALOG (CSV or JSON Lines) into the database and publish a new index version.
 
     Exit status: 0 done, 1 failed, 3 done but some rows were rejected (see `shoplens index --errors`).
@@ -85,7 +89,7 @@ def index_command(ctx: click.Context, catalog: Path | None, images_root: Path | 
 
     options = IndexOptions(catalog=catalog, images_root=images_root.resolve() if images_root else None,
                            mapping=mapping, model_spec=model_spec, prune=prune,
-                           progress=not no_progress)
+                           progress=not no_progress, ray=ray_address)
     summary = run_index(settings, options)
     click.echo(summary.line())
     if summary.rejected:

@@ -62,3 +62,10 @@ class NoIndex(ShopLensError):
 
     code = "no_index"
     http_status = 503
+
+
+class ClusterUnavailable(ShopLensError):
+    """A Ray cluster (`shoplens index --ray ADDRESS`) that cannot be reached or that failed the run."""
+
+    code = "cluster_unavailable"
+    http_status = 503

@@ -13,6 +13,11 @@ is not in the text) updates the row and keeps its vectors.
 
 Rows whose image is missing or unusable are rejected with the reason (not indexed text-only): every active
 product has all three vectors, so each kind's index holds the same products.
+
+Where the vectors are made is the executor's business: `RowWork` is the per-row work (read, hash, decode,
+preprocess, read printed text, encode what changed), `LocalExecutor` runs it in this process a few batches ahead
+of the writer, `indexer.distributed.RayExecutor` runs the same `RowWork` in Ray Data actors. Either way the batches,
+what needs encoding, the writes and the row outcomes are this module's, so the two ways cannot drift apart.
 """
 from __future__ import annotations
 
@@ -23,7 +28,7 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Iterable, Iterator, Protocol, Sequence
 
 import numpy as np
 from sqlalchemy import func, select, update
@@ -40,6 +45,9 @@ from indexer.reading.policy import AUTO_SAMPLE, auto_reads, has_words, spread
 from indexer.store import Embedding, ImageText, IngestRun, Product, ProductImage, RowOutcome, Store, upsert, utcnow
 from indexer.vectors import fuse_vectors
 
+if TYPE_CHECKING:
+    from indexer.model.encoder import Encoder
+
 log = logging.getLogger(__name__)
 
 PREFETCH_BATCHES = 3  # batches being read/decoded ahead of the encoder
@@ -55,6 +63,7 @@ class IndexOptions:
     model_spec: str | None = None
     prune: bool = False
     progress: bool = True
+    ray: str | None = None  # a Ray address (local | auto | ray://HOST:PORT): encode on that cluster
 
 
 @dataclass
@@ -101,11 +110,114 @@ class Prepared:
 
 
 @dataclass
-class _Batch:
+class Batch:
+    """Catalog rows to write in one transaction, and the source hashes of their stored vectors."""
+
     rows: list[CatalogRow]
     errors: list[RowError]
     hashes: dict[tuple[str, str], str]  # (product id, kind) → source hash of the stored vector
-    futures: list[Future] = field(default_factory=list)
+
+
+@dataclass
+class Encoded:
+    """What an executor made of a batch: every row prepared (tensor dropped), vectors for what changed."""
+
+    prepared: list[Prepared]
+    image_vecs: dict[str, np.ndarray]
+    text_vecs: dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class WorkSpec:
+    """Everything a process needs to do a row's work as this run does it (picklable, sent to Ray actors)."""
+
+    model_spec: str
+    model_name: str  # the driver's encoder.name: a worker that loads another model refuses to start
+    cache_dir: Path
+    runtime: str
+    roots: tuple[Path, ...]
+    max_bytes: int
+    max_pixels: int
+    reading: bool = False
+    read_hashes: frozenset[str] = frozenset()  # images this reader version has read: never read twice
+
+
+class RowWork:
+    """The per-row work of a run, wherever it runs: read and hash the image, decode and preprocess it when its
+    bytes changed, read its printed words when asked, and encode what changed."""
+
+    def __init__(self, spec: WorkSpec, encoder: "Encoder") -> None:
+        self.spec = spec
+        self.encoder = encoder
+        self.resolver = ImageResolver(list(spec.roots), max_bytes=spec.max_bytes)
+        self.reading = spec.reading
+        self.read_hashes: set[str] = set(spec.read_hashes)
+
+    def prepare(self, row: CatalogRow, known_image_hash: str | None) -> Prepared:
+        """Read and hash the image; decode it only if its bytes differ from the encoded ones (then preprocess it)
+        or if its printed text is to be read and this reader has not read these bytes yet."""
+        try:
+            data, ref = self.resolver.read(row.image or "")
+            digest = hashlib.sha256(data).hexdigest()
+            encode = digest != known_image_hash
+            read = self.reading and digest not in self.read_hashes
+            if not (encode or read):
+                return Prepared(row, ref, digest)
+            image, info = decode_image(data, max_pixels=self.spec.max_pixels, what=f"image {row.image}")
+            prepared = Prepared(row, ref, digest, info, self.encoder.preprocess(image) if encode else None)
+        except BadImage as exc:
+            return Prepared(row, error=str(exc))
+        if read:
+            self.read_hashes.add(digest)  # a second product with the same bytes reuses this reading
+            prepared.reading = load_reader().read_image(image)
+        return prepared
+
+    def encode(self, prepared: list[Prepared], hashes: dict[tuple[str, str], str]) -> Encoded:
+        """Image vectors for the rows whose image was preprocessed, text vectors for the rows whose text hash
+        differs from the stored one; tensors are dropped (what is left travels back from a Ray actor)."""
+        good = [p for p in prepared if not p.error]
+        need_image = [p for p in good if p.tensor is not None]
+        need_text = [p for p in good if hashes.get((p.row.id, "text")) != p.row.text_hash()]
+        image_vecs: dict[str, np.ndarray] = {}
+        if need_image:
+            import torch
+
+            vecs = self.encoder.encode_image_tensors(torch.stack([p.tensor for p in need_image]))
+            image_vecs = dict(zip((p.row.id for p in need_image), vecs))
+        text_vecs = dict(zip((p.row.id for p in need_text),
+                             self.encoder.encode_texts([p.row.text() for p in need_text])))
+        for p in prepared:
+            p.tensor = None
+        return Encoded(prepared, image_vecs, text_vecs)
+
+
+class Executor(Protocol):
+    """Turns batches into their vectors, in order; `indexer.distributed.RayExecutor` is the other one."""
+
+    def run(self, work: RowWork, batches: Iterable[Batch]) -> Iterator[tuple[Batch, Encoded]]: ...
+
+
+class LocalExecutor:
+    """This process: image reading and preprocessing in a thread pool `PREFETCH_BATCHES` batches ahead of the
+    encoder (PIL and torch release the GIL)."""
+
+    def __init__(self, threads: int) -> None:
+        self.threads = max(1, threads)
+
+    def run(self, work: RowWork, batches: Iterable[Batch]) -> Iterator[tuple[Batch, Encoded]]:
+        pending: deque[tuple[Batch, list[Future]]] = deque()
+        with ThreadPoolExecutor(max_workers=self.threads) as pool:
+            for batch in batches:
+                pending.append((batch, [pool.submit(work.prepare, row, batch.hashes.get((row.id, "image")))
+                                        for row in batch.rows]))
+                while len(pending) > PREFETCH_BATCHES:
+                    yield self._encoded(work, *pending.popleft())
+            while pending:
+                yield self._encoded(work, *pending.popleft())
+
+    @staticmethod
+    def _encoded(work: RowWork, batch: Batch, futures: list[Future]) -> tuple[Batch, Encoded]:
+        return batch, work.encode([f.result() for f in futures], batch.hashes)
 
 
 def fused_source(image_hash: str, text_hash: str) -> str:
@@ -131,8 +243,8 @@ class Indexer:
         self.options = options
         self.store = store
         self.mapping = parse_mapping(options.mapping)
-        self.encoder = load_encoder(options.model_spec or home_model_spec(settings), cache_dir=settings.model_cache_dir,
-                                    runtime=settings.inference)
+        self.model_spec = options.model_spec or home_model_spec(settings)
+        self.encoder = load_encoder(self.model_spec, cache_dir=settings.model_cache_dir, runtime=settings.inference)
         roots = [p for p in (options.images_root, Path(options.catalog).resolve().parent) if p]
         self.resolver = ImageResolver(roots, max_bytes=settings.max_image_bytes)
         self.seen_ids: set[str] = set()
@@ -151,25 +263,13 @@ class Indexer:
             s.add(run)
         self.summary = RunSummary(run_id=run.id)
 
-    # -- per-row work in the thread pool -------------------------------------------------------------------
-    def _prepare(self, row: CatalogRow, known_image_hash: str | None) -> Prepared:
-        """Read and hash the image; decode it only if its bytes differ from the encoded ones (then preprocess it)
-        or if its printed text is to be read and this reader has not read these bytes yet."""
-        try:
-            data, ref = self.resolver.read(row.image or "")
-            digest = hashlib.sha256(data).hexdigest()
-            encode = digest != known_image_hash
-            read = self.reading and digest not in self.read_hashes
-            if not (encode or read):
-                return Prepared(row, ref, digest)
-            image, info = decode_image(data, max_pixels=self.settings.max_image_pixels, what=f"image {row.image}")
-            prepared = Prepared(row, ref, digest, info, self.encoder.preprocess(image) if encode else None)
-        except BadImage as exc:
-            return Prepared(row, error=str(exc))
-        if read:
-            self.read_hashes.add(digest)  # a second product with the same bytes reuses this reading
-            prepared.reading = load_reader().read_image(image)
-        return prepared
+    def work_spec(self) -> WorkSpec:
+        """How this run's rows are worked on (after `_decide_reading`): the model, image roots, limits, reading."""
+        return WorkSpec(model_spec=self.model_spec, model_name=self.encoder.name,
+                        cache_dir=self.settings.model_cache_dir, runtime=self.settings.inference,
+                        roots=tuple(self.resolver.roots), max_bytes=self.settings.max_image_bytes,
+                        max_pixels=self.settings.max_image_pixels, reading=self.reading,
+                        read_hashes=frozenset(self.read_hashes))
 
     def _decide_reading(self) -> None:
         """on / off as asked; auto reads the catalog if a spread sample of its images carries printed words
@@ -230,7 +330,7 @@ class Indexer:
             self.summary.texts[r["outcome"]] = self.summary.texts.get(r["outcome"], 0) + 1
 
     # -- batches -------------------------------------------------------------------------------------------
-    def _start_batch(self, session: Session, items: list[CatalogRow | RowError], pool: ThreadPoolExecutor) -> _Batch:
+    def _start_batch(self, session: Session, items: list[CatalogRow | RowError]) -> Batch:
         rows = [r for r in items if isinstance(r, CatalogRow)]
         errors = [r for r in items if isinstance(r, RowError)]
         self.seen_ids.update(r.id for r in rows)
@@ -240,29 +340,33 @@ class Indexer:
             select(Embedding.product_id, Embedding.kind, Embedding.source_hash)
             .where(Embedding.product_id.in_(ids), Embedding.model == self.encoder.name))} if ids else {}
         session.rollback()  # end the read transaction: no long-lived snapshot while batches commit
-        batch = _Batch(rows, errors, hashes)
-        for row in rows:
-            known = hashes.get((row.id, "image"))
-            batch.futures.append(pool.submit(self._prepare, row, known))
-        return batch
+        return Batch(rows, errors, hashes)
 
-    def _finish_batch(self, session: Session, batch: _Batch) -> None:
-        """Encode what changed and write the batch; the caller commits it as one transaction."""
+    def _batches(self) -> Iterator[Batch]:
+        """The catalog in batches of `batch_size` items, each with the stored source hashes of its products."""
+        size = self.settings.batch_size
+        with self.store.session() as reader:
+            items: list[CatalogRow | RowError] = []
+            for item in read_catalog(self.options.catalog, self.mapping):
+                items.append(item)
+                if len(items) >= size:
+                    yield self._start_batch(reader, items)
+                    items = []
+            if items:
+                yield self._start_batch(reader, items)
+
+    def _finish_batch(self, session: Session, batch: Batch, encoded: Encoded) -> None:
+        """Write the batch and its new vectors; the caller commits it as one transaction."""
         outcomes = [{"row_number": e.row_number, "product_id": e.product_id, "outcome": "rejected",
                      "reason": e.reason} for e in batch.errors]
-        prepared = [f.result() for f in batch.futures]
         good = []
-        for p in prepared:
+        for p in encoded.prepared:
             if p.error:
                 outcomes.append({"row_number": p.row.row_number, "product_id": p.row.id, "outcome": "rejected",
                                  "reason": p.error})
             else:
                 good.append(p)
-        need_image = [p for p in good if p.tensor is not None]
-        need_text = [p for p in good if batch.hashes.get((p.row.id, "text")) != p.row.text_hash()]
-        image_vecs = self._encode_images(need_image)
-        text_vecs = dict(zip((p.row.id for p in need_text),
-                             self.encoder.encode_texts([p.row.text() for p in need_text])))
+        image_vecs, text_vecs = encoded.image_vecs, encoded.text_vecs
         changed_ids = set(image_vecs) | set(text_vecs)
         stored = self._stored_vectors(session, changed_ids, image_vecs, text_vecs)
         ids = [p.row.id for p in good]
@@ -279,14 +383,6 @@ class Indexer:
         for o in outcomes:
             setattr(self.summary, o["outcome"], getattr(self.summary, o["outcome"]) + 1)
         session.execute(RowOutcome.__table__.insert(), [{**o, "run_id": self.summary.run_id} for o in outcomes])
-
-    def _encode_images(self, items: list[Prepared]) -> dict[str, np.ndarray]:
-        if not items:
-            return {}
-        import torch
-
-        vecs = self.encoder.encode_image_tensors(torch.stack([p.tensor for p in items]))
-        return dict(zip((p.row.id for p in items), vecs))
 
     def _stored_vectors(self, session: Session, changed: set[str], image_vecs: dict,
                         text_vecs: dict) -> dict[tuple[str, str], np.ndarray]:
@@ -334,32 +430,18 @@ class Indexer:
         return {"row_number": row.row_number, "product_id": row.id, "outcome": outcome, "reason": None}
 
     # -- the run -------------------------------------------------------------------------------------------
-    def ingest(self) -> None:
-        """Read the catalog and write every batch, `PREFETCH_BATCHES` batches of image work ahead."""
+    def ingest(self, executor: Executor | None = None) -> None:
+        """Read the catalog and write every batch as the executor (default: this process) hands back its
+        vectors; each batch commits on its own."""
         self._decide_reading()
-        size = self.settings.batch_size
-        bar = tqdm(total=_estimate_rows(Path(self.options.catalog)), unit="product", desc="indexing",
-                   disable=not self.options.progress, dynamic_ncols=True, smoothing=0.1)
-        pending: deque[_Batch] = deque()
-        with ThreadPoolExecutor(max_workers=max(1, self.settings.workers)) as pool, self.store.session() as reader:
-            def drain(limit: int) -> None:
-                while len(pending) > limit:
-                    batch = pending.popleft()
-                    with self.store.session() as session:
-                        self._finish_batch(session, batch)
-                    bar.update(len(batch.rows) + len(batch.errors))
-
-            items: list[CatalogRow | RowError] = []
-            for item in read_catalog(self.options.catalog, self.mapping):
-                items.append(item)
-                if len(items) >= size:
-                    pending.append(self._start_batch(reader, items, pool))
-                    items = []
-                    drain(PREFETCH_BATCHES)
-            if items:
-                pending.append(self._start_batch(reader, items, pool))
-            drain(0)
-        bar.close()
+        executor = executor or LocalExecutor(self.settings.workers)
+        work = RowWork(self.work_spec(), self.encoder)
+        with tqdm(total=_estimate_rows(Path(self.options.catalog)), unit="product", desc="indexing",
+                  disable=not self.options.progress, dynamic_ncols=True, smoothing=0.1) as bar:
+            for batch, encoded in executor.run(work, self._batches()):
+                with self.store.session() as session:
+                    self._finish_batch(session, batch, encoded)
+                bar.update(len(batch.rows) + len(batch.errors))
 
     def prune(self) -> None:
         """Mark active products that are not in this catalog as deleted (their vectors leave the next version)."""

@@ -1,21 +1,43 @@
 """`shoplens index CATALOG` from start to end: under the home's run lock, ingest the catalog (`indexer.ingest`),
 optionally prune, publish a version (`indexer.publish`) and drop vectors no kept version uses (`indexer.cleanup`).
+With `--ray` the vectors are made on a Ray cluster (`indexer.distributed`); publishing stays here, once.
 """
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from pathlib import Path
+from typing import ContextManager
 
 from indexer.catalog import parse_mapping
 from indexer.cleanup import drop_stale_embeddings
 from indexer.config import Settings
 from indexer.errors import BadInput
-from indexer.ingest import Indexer, IndexOptions, RunSummary
+from indexer.ingest import Executor, Indexer, IndexOptions, RunSummary
 from indexer.locking import run_lock
-from indexer.publish import publish_from_store
+from indexer.publish import multilingual_encoder, publish_from_store
 from indexer.store import open_store
 
 __all__ = ["IndexOptions", "RunSummary", "run_index"]
+
+
+def _cluster(settings: Settings, options: IndexOptions) -> ContextManager[None]:
+    """Connected to the Ray cluster of `--ray` (before the model loads: an unreachable one fails fast)."""
+    if not options.ray:
+        return nullcontext()
+    from indexer.distributed import ray_cluster
+
+    cpus = settings.ray_actors * settings.ray_actor_cpus or None
+    return ray_cluster(options.ray, cpus=cpus, progress=options.progress)
+
+
+def _executor(settings: Settings, options: IndexOptions) -> Executor | None:
+    """Where the vectors are made: the connected Ray cluster with `--ray`, else this process (None)."""
+    if not options.ray:
+        return None
+    from indexer.distributed import RayExecutor, cluster_actors
+
+    return RayExecutor(cluster_actors(settings.ray_actors, settings.ray_actor_cpus), settings.ray_actor_cpus)
 
 
 def run_index(settings: Settings, options: IndexOptions) -> RunSummary:
@@ -24,15 +46,17 @@ def run_index(settings: Settings, options: IndexOptions) -> RunSummary:
     if not Path(options.catalog).is_file():  # fail before loading the model
         raise BadInput(f"catalog {options.catalog} not found", hint="Give the path of a .csv or .jsonl file.")
     parse_mapping(options.mapping)
-    with run_lock(settings.home):
+    with run_lock(settings.home), _cluster(settings, options):
         store = open_store(settings.db_url, migrate=True)
         indexer = Indexer(settings, options, store)
         try:
-            indexer.ingest()
+            indexer.ingest(_executor(settings, options))
             if options.prune:
                 indexer.prune()
             name, manifest, published = publish_from_store(store, settings.index_dir, indexer.encoder,
-                                                           settings.index_memory_budget_mb)
+                                                           settings.index_memory_budget_mb,
+                                                           multilingual=multilingual_encoder(settings),
+                                                           progress=options.progress)
             drop_stale_embeddings(store, settings.index_dir)
         except BaseException:
             indexer.finish("failed", started)
