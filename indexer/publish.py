@@ -23,7 +23,7 @@ from indexer.errors import NoIndex
 from indexer.lexical import build_lexical, product_document
 from indexer.locking import run_lock
 from indexer.reading.stored import printed_lines
-from indexer.store import CopyVersion, Embedding, ImageText, IndexVersion, Product, Store, open_store
+from indexer.store import CopyVersion, Embedding, ImageText, IndexVersion, Product, Store, open_store, unpack_vector
 from indexer.vectors import (build_index, choose_index_type, current_version, publish_version, read_manifest,
                              recall_at_k, write_index)
 
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from indexer.model.encoder import Encoder
 
 log = logging.getLogger(__name__)
+STREAM_ROWS = 10_000  # vectors read from the database a batch at a time
 
 
 def _fingerprint(session: Session, model: str) -> str:
@@ -48,21 +49,35 @@ def _fingerprint(session: Session, model: str) -> str:
     return digest.hexdigest()
 
 
-def _load_vectors(session: Session, model: str, dim: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Keys of active products that have all three vectors, and each kind's matrix in key order."""
-    by_kind: dict[str, dict[int, bytes]] = {kind: {} for kind in VECTOR_KINDS}
-    for key, kind, vec in session.execute(
-            select(Product.key, Embedding.kind, Embedding.vector).join(Embedding, Embedding.product_id == Product.id)
-            .where(Product.status == "active", Embedding.model == model)):
-        by_kind[kind][key] = vec
-    keys = sorted(set.intersection(*(set(v) for v in by_kind.values())))
+def _indexed_keys(session: Session, model: str) -> np.ndarray:
+    """Keys (ascending) of the active products that have every kind of vector under `model`."""
+    keys = np.fromiter(session.scalars(
+        select(Product.key).join(Embedding, Embedding.product_id == Product.id)
+        .where(Product.status == "active", Embedding.model == model, Embedding.kind.in_(VECTOR_KINDS))
+        .group_by(Product.key).having(func.count() == len(VECTOR_KINDS)).order_by(Product.key)), dtype=np.int64)
     missing = session.scalar(select(func.count()).select_from(Product).where(Product.status == "active")) - len(keys)
     if missing:
         log.warning("%d active products have no vectors for model %s (their rows were rejected this run); "
                     "they are left out of the index", missing, model)
-    matrices = {kind: np.frombuffer(b"".join(by_kind[kind][k] for k in keys), dtype=np.float32).reshape(-1, dim)
-                for kind in VECTOR_KINDS}
-    return np.asarray(keys, dtype=np.int64), matrices
+    return keys
+
+
+def _stream_vectors(session: Session, model: str, kind: str, keys: np.ndarray, dim: int, path: Path) -> np.ndarray:
+    """One kind's vectors in `keys` order, written as float16 into a memory-mapped `.npy` at `path` while they
+    are read (a million products' vectors never sit in memory as rows or float32)."""
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float16, shape=(len(keys), dim))
+    rows = session.execute(
+        select(Product.key, Embedding.vector, Embedding.dtype).join(Embedding, Embedding.product_id == Product.id)
+        .where(Product.status == "active", Embedding.model == model, Embedding.kind == kind)
+        .order_by(Product.key).execution_options(yield_per=STREAM_ROWS))
+    for batch in rows.partitions():
+        at = np.searchsorted(keys, np.fromiter((r.key for r in batch), dtype=np.int64, count=len(batch)))
+        at = np.minimum(at, max(len(keys) - 1, 0))
+        for pos, (key, blob, dtype) in zip(at, batch):
+            if len(keys) and keys[pos] == key:
+                out[pos] = unpack_vector(blob, dtype)
+    out.flush()
+    return out
 
 
 def _lexical_documents(session: Session) -> tuple[list[int], list[str]]:
@@ -108,24 +123,37 @@ def publish_from_store(store: Store, index_dir: Path, encoder: Encoder, memory_b
             if manifest.get("fingerprint") == fingerprint and "score_floors" in manifest:
                 record_version(s, manifest)
                 return name, manifest, False
-        keys, matrices = _load_vectors(s, model, dim)
         lex_keys, documents = _lexical_documents(s)
 
     def write(staging: Path) -> dict:
         started = time.monotonic()
-        plan = choose_index_type(len(keys), dim, memory_budget_mb * (1 << 20) // len(VECTOR_KINDS))
+        with store.session() as s:
+            keys = _indexed_keys(s, model)
+        np.save(staging / "keys.npy", keys)
         kinds, indexes = {}, {}
         for kind in VECTOR_KINDS:
-            indexes[kind] = index = build_index(matrices[kind], keys, plan)
-            write_index(index, staging / f"{kind}.faiss")
+            plan = choose_index_type(len(keys), dim, memory_budget_mb << 20, shares=len(VECTOR_KINDS))
+            with store.session() as s:
+                vectors = _stream_vectors(s, model, kind, keys, dim, staging / f"{kind}.f16.npy")
+            if plan.type == "ivf":
+                indexes[kind] = index = build_index(vectors, keys, plan)
+                files, truth = index.save(staging, kind), vectors
+            else:  # these keep the vectors themselves
+                truth = np.asarray(vectors, dtype=np.float32)
+                del vectors
+                (staging / f"{kind}.f16.npy").unlink()
+                indexes[kind] = index = build_index(truth, keys, plan)
+                write_index(index, staging / f"{kind}.faiss")
+                files = {"file": f"{kind}.faiss"}
             # An exact index is its own ground truth; approximate ones are measured against exact search.
-            recall = 1.0 if plan.type == "flat" else round(recall_at_k(index, matrices[kind], keys), 4)
-            kinds[kind] = {"file": f"{kind}.faiss", "type": plan.type, "params": plan.params,
-                           "recall_at_10_vs_exact": recall}
+            recall = 1.0 if plan.type == "flat" else round(recall_at_k(index, truth, keys), 4)
+            kinds[kind] = {**files, "type": plan.type, "params": plan.params, "recall_at_10_vs_exact": recall,
+                           "plan": plan.reason, "memory_bytes": plan.memory_bytes}
+            log.info("%s vectors: %s index, recall@10 %.4f vs exact", kind, plan.type, recall)
         lexical = build_lexical(lex_keys, documents, staging / "lexical")
-        return {"model": model, "dim": dim, "count": int(len(keys)), "kinds": kinds, "lexical": "lexical/",
-                "score_floors": score_floors(encoder.encode_texts, indexes),
-                "lexical_documents": lexical["documents"], "plan": plan.reason, "fingerprint": fingerprint,
+        return {"model": model, "dim": dim, "count": int(len(keys)), "keys": "keys.npy", "kinds": kinds,
+                "lexical": "lexical/", "score_floors": score_floors(encoder.encode_texts, indexes),
+                "lexical_documents": lexical["documents"], "plan": kinds["fused"]["plan"], "fingerprint": fingerprint,
                 "seconds": round(time.monotonic() - started, 2)}
 
     name, manifest = publish_version(index_dir, write)
