@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from indexer.calibration import score_floors
 from indexer.config import VECTOR_KINDS, Settings
 from indexer.errors import NoIndex
+from indexer.facts import FACTS, read_facts
 from indexer.lexical import build_lexical, product_document
 from indexer.locking import run_lock
 from indexer.reading.stored import printed_lines
@@ -151,8 +152,10 @@ def publish_from_store(store: Store, index_dir: Path, encoder: Encoder, memory_b
                            "plan": plan.reason, "memory_bytes": plan.memory_bytes}
             log.info("%s vectors: %s index, recall@10 %.4f vs exact", kind, plan.type, recall)
         lexical = build_lexical(lex_keys, documents, staging / "lexical")
+        with store.session() as s:
+            read_facts(s).save(staging / FACTS)
         return {"model": model, "dim": dim, "count": int(len(keys)), "keys": "keys.npy", "kinds": kinds,
-                "lexical": "lexical/", "score_floors": score_floors(encoder.encode_texts, indexes),
+                "lexical": "lexical/", "facts": f"{FACTS}/", "score_floors": score_floors(encoder.encode_texts, indexes),
                 "lexical_documents": lexical["documents"], "plan": kinds["fused"]["plan"], "fingerprint": fingerprint,
                 "seconds": round(time.monotonic() - started, 2)}
 
