@@ -58,7 +58,8 @@ class IndexPlan:
 # dimension) or PQ; the top `RERANK` candidates are then scored exactly on the float16 vectors, memory-mapped.
 COMPRESSED = (("sq8", 512, 0), ("sq8", 384, 0), ("sq8", 256, 0), ("sq8", 128, 0), ("pq", 128, 32), ("pq", 128, 16),
               ("pq", 128, 8))
-COMPRESS_MIN_VECTORS = 10_000  # PQ trains 256 centroids per sub-quantizer on >= 39 points each; IVF, 39 per list
+COMPRESS_MIN_VECTORS = 256  # IVF trains on >= 39 points a list (at least 6 lists here)
+PQ_MIN_VECTORS = 39 * 256  # PQ trains 256 centroids per sub-quantizer on >= 39 points each
 RERANK = 200
 PROJECTION_SAMPLE = 50_000
 IVF_NPROBE = 48
@@ -106,7 +107,7 @@ def choose_index_type(n_vectors: int, dim: int, memory_budget_bytes: int, *, sha
     lists = _ivf_lists(n_vectors)
     for codec, served, pq_m in COMPRESSED:
         served = min(served, dim)
-        if codec == "pq" and served % pq_m:
+        if codec == "pq" and (served % pq_m or n_vectors < PQ_MIN_VECTORS):
             continue
         need = _compressed_bytes(n_vectors, dim, codec, served, pq_m)
         if need <= budget:
@@ -117,7 +118,7 @@ def choose_index_type(n_vectors: int, dim: int, memory_budget_bytes: int, *, sha
                              f"{served}, {code} codes a vector in IVF{lists} = {_mb(need)} MB, top {RERANK} "
                              f"re-ranked on memory-mapped float16 vectors", need)
     smallest = min(_compressed_bytes(n_vectors, dim, c, min(d, dim), m) for c, d, m in COMPRESSED
-                   if c == "sq8" or min(d, dim) % m == 0)
+                   if c == "sq8" or (min(d, dim) % m == 0 and n_vectors >= PQ_MIN_VECTORS))
     raise BudgetTooSmall(f"index memory budget {_mb(memory_budget_bytes)} MB is too small for {n_vectors} vectors "
                          f"of {dim} dimensions in {shares} kind(s)",
                          hint=f"Set SHOPLENS_INDEX_MEMORY_BUDGET_MB to at least {_mb(smallest * shares)}.")
