@@ -1,6 +1,7 @@
 """A catalog of N products simulated from real Myntra products, published and served through the real paths.
 
     python bench/scale.py [--n 1000000] [--json OUT] [--base-home HOME] [--db URL] [--budget-mb MB]
+    python bench/scale.py --plot OUT.png RESULT.json...   # growth with N, from earlier runs' --json files
 
 Simulation (no random Gaussian vectors): each simulated product takes two real products a, b of the base home (a
 Myntra home indexed with `shoplens index`; default bench/out/eval-myntra-home, 2,500 products) of the same product
@@ -205,18 +206,21 @@ def serve(home: Path, db_url: str, base_home: Path, n_text: int, n_photo: int) -
     """Text and photo queries through HTTP against `shoplens serve` with one worker; the worker's RSS after."""
     import requests
 
+    queries = text_queries(str(base_home), n_text + 20, seed=1)  # from the real base products
     env_db = os.environ.get("SHOPLENS_DB")
     os.environ["SHOPLENS_DB"] = db_url
     proc, url = start_server(str(home), 1)
     try:
         session = requests.Session()
-        queries = text_queries(str(base_home), n_text + 20, seed=1)
         for q in queries[:20]:
             timed_text(session, url, q)
         text = [timed_text(session, url, q) for q in queries[20:]]
         assert all("facets" in body for _, body in text)
         photos = [p.read_bytes() for p in photo_files(n_photo + 5, seed=1, source="myntra")]
-        for data in photos[:5]:
+        started = time.perf_counter()  # a worker's first photo query builds per-version state (printed words,
+        session.post(url + "/api/v1/search", files={"image": ("q.jpg", photos[0], "image/jpeg")}, timeout=900)
+        first_photo_s = time.perf_counter() - started  # vector moments): timed apart from the steady state
+        for data in photos[1:5]:
             timed_photo(session, url, data)
         photo = [timed_photo(session, url, data) for data in photos[5:]]
         rss, peak = worker_rss(proc.pid)
@@ -229,7 +233,39 @@ def serve(home: Path, db_url: str, base_home: Path, n_text: int, n_photo: int) -
             os.environ["SHOPLENS_DB"] = env_db
     t, p = summarise(*zip(*text)), summarise(*zip(*photo))
     return {"text_p50_ms": t["p50_ms"], "text_p95_ms": t["p95_ms"], "photo_p50_ms": p["p50_ms"],
-            "photo_p95_ms": p["p95_ms"], "serve_rss_mb": round(rss, 1), "serve_peak_rss_mb": round(peak, 1)}
+            "photo_p95_ms": p["p95_ms"], "first_photo_s": round(first_photo_s, 1),
+            "serve_rss_mb": round(rss, 1), "serve_peak_rss_mb": round(peak, 1)}
+
+
+def plot(out: Path, results: list[Path]) -> None:
+    """Build seconds, serving RSS, vector search and HTTP p50 against N, one line per store."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = sorted((json.loads(p.read_text()) for p in results), key=lambda r: (r["db"], r["n"]))
+    panels = (("build_s", "build (s)"), ("serve_rss_mb", "serving worker RSS (MB)"),
+              ("search_p50_ms", "vector search p50 (ms)"), ("text_p50_ms", "HTTP p50 (ms)"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(16, 3.6))
+    for ax, (key, label) in zip(axes, panels):
+        for db in sorted({r["db"] for r in runs}):
+            mine = [r for r in runs if r["db"] == db]
+            n = [r["n"] for r in mine]
+            if key == "search_p50_ms":
+                for kind in KINDS:
+                    ax.plot(n, [r["kinds"][kind][key] for r in mine], marker="o", label=f"{db} {kind}")
+            elif key == "text_p50_ms":
+                ax.plot(n, [r["text_p50_ms"] for r in mine], marker="o", label=f"{db} text")
+                ax.plot(n, [r["photo_p50_ms"] for r in mine], marker="s", label=f"{db} photo")
+            else:
+                ax.plot(n, [r[key] for r in mine], marker="o", label=db)
+        ax.set_xlabel("products")
+        ax.set_title(label)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
 
 
 def main() -> None:
@@ -244,6 +280,10 @@ def main() -> None:
     parser.add_argument("--text", type=int, default=QUERIES)
     parser.add_argument("--photos", type=int, default=50)
     parser.add_argument("--keep", action="store_true", help="keep the simulated home")
+    parser.add_argument("--reuse", action="store_true",
+                        help="measure again the --home an earlier run built (build figures from its --json)")
+    parser.add_argument("--plot", nargs="+", type=Path, metavar="PATH",
+                        help="OUT.png then the --json files of earlier runs: draw them and exit")
     parser.add_argument("--publish-child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -251,6 +291,9 @@ def main() -> None:
     from indexer.config import Settings, load_settings
 
     budget = args.budget_mb or Settings.index_memory_budget_mb
+    if args.plot:
+        plot(args.plot[0], args.plot[1:])
+        return
     if args.publish_child:
         publish_child(args.publish_child, args.db, args.model, budget)
         return
@@ -259,8 +302,12 @@ def main() -> None:
     db_url = args.db or load_settings(home=home).db_url
     model, rows, base = load_base(args.base_home)
     log.info("base: %d Myntra products of %s; simulating %d into %s", len(rows), model, args.n, db_url)
-    write_s = write_catalog(db_url, model, args.n, rows, base)
-    build_s, build_rss = build(home, db_url, model, budget)
+    if args.reuse:  # measure again what an earlier run of this --home built; its build figures from --json if any
+        before = json.loads(args.json.read_text()) if args.json and args.json.is_file() else {}
+        write_s, build_s, build_rss = (before.get(k) for k in ("write_s", "build_s", "build_peak_rss_mb"))
+    else:
+        write_s = write_catalog(db_url, model, args.n, rows, base)
+        build_s, build_rss = build(home, db_url, model, budget)
 
     from indexer.vectors import IndexReader
 
@@ -276,7 +323,8 @@ def main() -> None:
                        "index_bytes": held, "rerank_store_bytes": store, **latency[kind]}
     served = serve(home, db_url, args.base_home, args.text, args.photos)
     out = {"n": args.n, "db": "postgresql" if db_url.startswith("postgres") else "sqlite", "budget_mb": budget,
-           "write_s": round(write_s, 1), "build_s": round(build_s, 1), "build_peak_rss_mb": round(build_rss, 1),
+           "write_s": write_s and round(write_s, 1), "build_s": build_s and round(build_s, 1),
+           "build_peak_rss_mb": build_rss and round(build_rss, 1),
            "kinds": kinds, **served, "load_average": os.getloadavg(), "base_products": len(rows), "model": model}
     print(json.dumps(out, indent=2))
     if args.json:

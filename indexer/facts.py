@@ -95,8 +95,8 @@ class FactColumns:
         """The columns of `folder`, memory-mapped (read-only, shared between the processes that open them)."""
         meta = json.loads((folder / "meta.json").read_text())
 
-        def load(name: str) -> np.ndarray:
-            return np.load(folder / f"{name}.npy", mmap_mode="r")
+        def load(name: str) -> np.ndarray:  # a plain array over the map: np.memmap's indexing is slow
+            return np.asarray(np.load(folder / f"{name}.npy", mmap_mode="r"))
 
         return cls(load("keys"), load("price"), load("has_image"), {f: load(f"{f}.codes") for f in CODED_FIELDS},
                    meta["distinct"], {f: load(f"{f}.blob") for f in STRING_FIELDS},

@@ -15,7 +15,7 @@ from search.printed_index import PrintedIndex
 from search.products import ProductTable
 from search.suggest import Suggester
 
-MOMENT_ROWS = 100_000
+MOMENT_ROWS = 20_000
 
 
 @dataclass
