@@ -50,7 +50,7 @@ def test_smaller_budget_never_picks_a_larger_index():
     assert sizes == sorted(sizes, reverse=True)
 
 
-@pytest.mark.parametrize("n,dim", [(1_000_000, 1920), (200, 384), (5_000, 1920)])
+@pytest.mark.parametrize("n,dim", [(1_000_000, 1920), (200, 1920), (5_000, 1920)])
 def test_budget_too_small_names_the_smallest_that_works(n, dim):
     with pytest.raises(BudgetTooSmall) as caught:
         choose_index_type(n, dim, 1 << 20, shares=3)
