@@ -81,7 +81,7 @@ def main() -> None:
     base, server = serve(args.home)
     with server.app.app_context():
         engine = services().engine
-    threshold = load_settings(home=args.home).search.scene_threshold
+    tuning = load_settings(home=args.home).search
     photo = (args.dataset / rooms[0]["query_image_path"]).read_bytes()
     for mode in MODES:  # warm-up: model, index, moments
         requests.post(f"{base}/api/v1/search", files={"image": ("r.jpg", photo)},
@@ -104,7 +104,8 @@ def main() -> None:
             row[mode] = metrics(ids, relevant, group)
             assert body["query"]["scene"] == (mode == "on")
         image = Image.open(io.BytesIO(photo)).convert("RGB")
-        row["auto_scene"] = detect_scene(engine.encoder(), image, threshold) is not None
+        row["auto_scene"] = detect_scene(engine.encoder(), image, tuning.scene_threshold,
+                                         tuning.scene_plain_border) is not None
         row["auto"] = row["on"] if row["auto_scene"] else row["off"]
         per_room.append(row)
         log.info("%s %s", room["query_id"], {m: round(row[m]["ndcg@10"], 3) for m in (*MODES, "auto")})

@@ -138,7 +138,8 @@ class SearchEngine:
         known = None
         if setting == "auto":
             with timer.stage("encode"):
-                known = detect_scene(self.encoder(), query.image, self.config.scene_threshold)
+                known = detect_scene(self.encoder(), query.image, self.config.scene_threshold,
+                                     self.config.scene_plain_border)
             if known is None:
                 return None
         return rank_scene(state, self.config, self.encoder, query.image, allowed, timer, known)

@@ -14,6 +14,11 @@ from PIL import Image
 
 # Edges are measured on a copy whose longer side is this long (enough for furniture outlines, cheap: ~2 ms).
 EDGE_SIDE = 160
+# A border is read on a copy whose longer side is this long: its outer BORDER_STRIP share of the shorter side,
+# a pixel counting as plain when no channel is over BORDER_TOLERANCE (of 255) from the border's median colour.
+BORDER_SIDE = 64
+BORDER_STRIP = 0.08
+BORDER_TOLERANCE = 24
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,19 @@ def edge_density(image: Image.Image, boxes: Sequence[Box]) -> np.ndarray:
         total = integral[y1, x1] - integral[y0, x1] - integral[y1, x0] + integral[y0, x0]
         out[i] = total / ((y1 - y0) * (x1 - x0))
     return out
+
+
+def plain_border(image: Image.Image) -> float:
+    """The share of the photo's border pixels close to the border's median colour: near 1 for a studio shot on a
+    plain backdrop (the product is inside the frame), low for a room or a shelf, whose border is other things."""
+    small = image.convert("RGB")
+    small.thumbnail((BORDER_SIDE, BORDER_SIDE))
+    pixels = np.asarray(small, dtype=np.float32)
+    strip = max(1, round(min(pixels.shape[:2]) * BORDER_STRIP))
+    border = np.concatenate([pixels[:strip].reshape(-1, 3), pixels[-strip:].reshape(-1, 3),
+                             pixels[:, :strip].reshape(-1, 3), pixels[:, -strip:].reshape(-1, 3)])
+    distance = np.abs(border - np.median(border, axis=0)).max(axis=1)
+    return float(np.mean(distance < BORDER_TOLERANCE))
 
 
 def propose(image: Image.Image, scales: Sequence[float], overlap: float, keep: float,

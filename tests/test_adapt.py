@@ -17,6 +17,7 @@ import faiss
 import numpy as np
 import pytest
 
+from indexer.model.training.adapt import MIX_GRID, least_share
 from indexer_data import DATASETS, index_catalog, shoplens, write_csv
 
 IKEA = DATASETS / "ikea_interior"
@@ -69,8 +70,16 @@ def adapted(ikea_home) -> dict:
     return {"summary": json.loads(result.stdout), "excluded": {r["product_id"] for r in rows[:5]}}
 
 
+def test_the_served_share_of_trained_heads_is_the_least_that_keeps_the_validation_gain():
+    scores = {0.0: 0.2, 0.5: 0.6, 0.6: 0.7, 0.75: 0.95, 0.9: 1.0, 1.0: 0.98}
+    assert least_share(scores, 0.9) == 0.75  # 0.75 of the best gain 0.8 is 0.72: 0.6 gains 0.5, 0.75 gains 0.75
+    assert least_share(scores, 1.0) == 0.9
+    assert least_share(dict.fromkeys(scores, 0.3), 0.9) == MIX_GRID[0]  # no gain: the mix of two equal heads
+
+
 def test_adaptation_raises_heldout_recall_over_the_installed_model(adapted):
     s = adapted["summary"]
+    assert s["mix"] in MIX_GRID
     assert s["trained_on"] >= 250 and s["held_out"] >= 70
     before, after = s["before"]["text→image"], s["after"]["text→image"]
     assert after["recall@10"] > before["recall@10"] + 0.05, (before, after)

@@ -12,7 +12,8 @@ from PIL import Image, ImageDraw
 
 from indexer_data import DATASETS, GROCERY, MYNTRA, index_catalog, shoplens, write_csv
 from search.ranking.scene import region_scores
-from search.regions import Box, grid_boxes, propose
+from indexer.config import SearchSettings
+from search.regions import Box, grid_boxes, plain_border, propose
 
 IKEA = DATASETS / "ikea_interior"
 IKEA_MAP = ["id=product_id", "image=image_path", "category=category_path"]
@@ -47,6 +48,16 @@ def test_proposals_keep_the_crops_with_things_in_them():
     kept = propose(image, [0.4], 0.5, keep=0.15)  # 4 of the 24 crops
     assert kept and all(b.x + b.w > 300 and b.y + b.h > 200 for b in kept)
     assert len(propose(image, [0.4], 0.5, keep=1.0, limit=3)) == 3
+
+
+def test_a_studio_shot_is_told_from_a_room_by_its_border_before_anything_is_encoded():
+    plain = SearchSettings().scene_plain_border
+    with open(IKEA / "room_queries.csv", newline="", encoding="utf-8") as fh:
+        rooms = [IKEA / r["query_image_path"] for r in csv.DictReader(fh)]
+    assert len(rooms) > 100 and max(plain_border(Image.open(p)) for p in rooms) < plain  # every room is encoded
+    shots = sorted((IKEA / "images").glob("*.jpg"))[:40] + sorted((MYNTRA / "images_hr").glob("*.jpg"))[:40]
+    skipped = np.mean([plain_border(Image.open(p)) >= plain for p in shots])
+    assert skipped >= 0.8  # most catalogue photos skip the five-crop scene test
 
 
 def test_a_product_like_every_region_loses_to_one_that_stands_out():

@@ -9,7 +9,8 @@ over the photo's regions is taken off (a product that is a little like every reg
 anything). A product scores its best region, plus a vote for each region whose best match it is.
 Parameters were chosen on the even-positioned half of the IKEA rooms (bench/rooms.py, bench/RESULTS.md).
 
-Whether a photo is a scene at all (`is_scene`): the crops of a single-product photo, studio shot or shelf of
+Whether a photo is a scene at all: a photo with a plain border (a studio shot, `plain_border`) is not, before
+anything is encoded; otherwise (`is_scene`) the crops of a single-product photo, studio shot or shelf of
 apples, look like the whole photo; the crops of a room are other things (a lamp, a cushion, a rug).
 """
 from __future__ import annotations
@@ -23,7 +24,7 @@ from PIL import Image
 
 from indexer.config import SearchSettings
 from search.query import Ranking
-from search.regions import Box, grid_boxes, propose
+from search.regions import Box, grid_boxes, plain_border, propose
 from search.state import IndexState
 from search.timing import StageTimer
 from search.vectors import stored_vectors, vector_search
@@ -56,9 +57,13 @@ def detection_boxes(image: Image.Image) -> list[Box]:
     return grid_boxes(image.width, image.height, [DETECT_SCALE], DETECT_OVERLAP)
 
 
-def detect_scene(encoder: Encoder, image: Image.Image, threshold: float) -> tuple[list[Box], np.ndarray] | None:
+def detect_scene(encoder: Encoder, image: Image.Image, threshold: float,
+                 plain: float) -> tuple[list[Box], np.ndarray] | None:
     """When `image` is a scene, the boxes encoded to tell (the whole photo first) and their vectors, for
-    `rank_scene` to search; None for a product photo (whose answer is then the photo search's, unchanged)."""
+    `rank_scene` to search; None for a product photo (whose answer is then the photo search's, unchanged). A photo
+    whose border is at least `plain` plain (`plain_border`: a studio shot) is a product photo without encoding."""
+    if plain_border(image) >= plain:
+        return None
     boxes = detection_boxes(image)
     vectors = encode_regions(encoder, image, boxes)
     if not is_scene(vectors[0], vectors[1:], threshold):

@@ -105,6 +105,9 @@ def render_adapt_card(base_name: str, info: dict, *, recipe: dict) -> str:
         f"installed heads {recipe['anchor']:g}, view-consistency weight {recipe['view_weight']:g}; at most "
         f"{recipe['max_epochs']} epochs, patience {recipe['patience']} on validation MRR@10; the installed heads "
         "are kept unless an epoch beats them on validation.",
+        *([f"- Served: {info['mix']['mix']:g} × the trained heads + {1 - info['mix']['mix']:g} × the installed "
+           f"ones (weight-space mix, the least share keeping {recipe['keep_gain']:g} of the validation gain; "
+           f"validation MRR@10 sums by share: {info['mix']['validation']})."] if info.get("mix") else []),
         "",
         "## Held-out metrics (full vectors, as search ranks)",
         "| task | model | R@1 | R@5 | R@10 | MRR@10 |",

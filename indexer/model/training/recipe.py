@@ -29,6 +29,10 @@ class Recipe:
     # an augmented view of it (its weight; 0 or no views: off).
     anchor: float = 0.0
     view_weight: float = 0.0
+    # After training, the heads served are a weight-space mix of the starting and the trained heads (WiSE-FT,
+    # Wortsman et al. 2022): the least trained share on the grid that keeps `keep_gain` of the validation gain
+    # (1.0: the trained heads as they are).
+    keep_gain: float = 1.0
     extra: dict = field(default_factory=dict)
 
     def overrides(self) -> dict:

@@ -51,7 +51,8 @@ def aux_state(model: LiteCLIP) -> dict[str, torch.Tensor] | None:
     return {k: v.detach().clone() for k, v in model.aux_head.state_dict().items()} if model.aux_head else None
 
 
-def _load_heads(model: LiteCLIP, state: tuple[dict, dict | None]) -> None:
+def load_heads(model: LiteCLIP, state: tuple[dict, dict | None]) -> None:
+    """Put (heads_state, aux_state) into `model`."""
     model.clip.load_state_dict(state[0], strict=False)
     if state[1] is not None:
         model.aux_head.load_state_dict(state[1])
@@ -153,7 +154,7 @@ def fit(model: LiteCLIP, img: np.ndarray, txt: np.ndarray, alt_txt: np.ndarray |
             if bad >= recipe.patience:
                 log.info("early stop after epoch %d (best val epoch %d)", epoch, epoch - bad)
                 break
-    _load_heads(model, best_state)
+    load_heads(model, best_state)
     for p in params:
         p.requires_grad_(False)
     return history
