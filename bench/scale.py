@@ -27,7 +27,6 @@ import argparse
 import json
 import logging
 import os
-import random
 import resource
 import shutil
 import subprocess

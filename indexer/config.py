@@ -188,7 +188,8 @@ class Settings:
             raise ConfigError(f"setting inference must be one of {', '.join(INFERENCE_RUNTIMES)}, "
                               f"not {self.inference!r}")
         if self.index_memory_budget_mb < 1:
-            raise ConfigError(f"index_memory_budget_mb must be a positive number of MB, not {self.index_memory_budget_mb}")
+            raise ConfigError(f"index_memory_budget_mb must be a positive number of MB, "
+                              f"not {self.index_memory_budget_mb}")
         if self.read_text not in READ_TEXT_MODES:
             raise ConfigError(f"read_text must be one of {', '.join(READ_TEXT_MODES)}, not {self.read_text!r}")
 

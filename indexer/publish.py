@@ -155,7 +155,8 @@ def publish_from_store(store: Store, index_dir: Path, encoder: Encoder, memory_b
         with store.session() as s:
             read_facts(s).save(staging / FACTS)
         return {"model": model, "dim": dim, "count": int(len(keys)), "keys": "keys.npy", "kinds": kinds,
-                "lexical": "lexical/", "facts": f"{FACTS}/", "score_floors": score_floors(encoder.encode_texts, indexes),
+                "lexical": "lexical/", "facts": f"{FACTS}/",
+                "score_floors": score_floors(encoder.encode_texts, indexes),
                 "lexical_documents": lexical["documents"], "plan": kinds["fused"]["plan"], "fingerprint": fingerprint,
                 "seconds": round(time.monotonic() - started, 2)}
 

@@ -12,7 +12,7 @@ from indexer.config import load_settings
 from indexer.model.encoder import load_version_encoder
 from indexer.publish import publish_from_store
 from indexer.store import Embedding, open_store, unpack_vector
-from indexer.vectors import choose_index_type, current_version, read_manifest, recall_at_k, build_index
+from indexer.vectors import build_index, choose_index_type, current_version, read_manifest, recall_at_k
 
 
 def _real_vectors(home, kind: str) -> np.ndarray:

@@ -10,8 +10,8 @@ import pytest
 
 from indexer.errors import BudgetTooSmall, NoIndex, NotFound
 from indexer.lexical import LexicalIndex, build_lexical
-from indexer.vectors import (EXACT_MAX_BYTES, CompressedIndex, IndexReader, build_index, choose_index_type, current_version,
-                             fuse_vectors, publish_version, read_manifest, recall_at_k, rollback, write_index)
+from indexer.vectors import (EXACT_MAX_BYTES, CompressedIndex, IndexReader, build_index, choose_index_type,
+                             current_version, fuse_vectors, publish_version, read_manifest, recall_at_k, rollback, write_index)
 
 GB = 1 << 30
 
