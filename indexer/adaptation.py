@@ -31,7 +31,7 @@ from indexer.errors import BadInput
 from indexer.locking import run_lock
 from indexer.model.adapted import (HEADS_FILE, MODEL_FILE, MODELS_DIR, TRAINED_ON_FILE, folder_of, published_model,
                                    spec_of)
-from indexer.publish import publish_from_store
+from indexer.publish import multilingual_encoder, publish_from_store
 from indexer.reembed import reembed, stored_image, stored_row
 from indexer.store import Product, Store, open_store
 
@@ -183,7 +183,8 @@ def run_adapt(settings: Settings, options: AdaptOptions) -> AdaptResult:
         encoder = load_encoder(spec, cache_dir=settings.model_cache_dir, runtime=settings.inference)
         reembed(store, encoder, max_pixels=settings.max_image_pixels, max_bytes=settings.max_image_bytes,
                 workers=settings.workers, progress=options.progress)
-        name, _, _ = publish_from_store(store, settings.index_dir, encoder, settings.index_memory_budget_mb)
+        name, _, _ = publish_from_store(store, settings.index_dir, encoder, settings.index_memory_budget_mb,
+                                        multilingual=multilingual_encoder(settings))
         drop_stale_embeddings(store, settings.index_dir)
     return AdaptResult(spec, len(trained_ids), len(held), before, after, name, round(time.monotonic() - started, 1),
                        validation=len(val), recipe=asdict(recipe), mix=mix["mix"] if mix else None)
@@ -201,7 +202,8 @@ def reset_adaptation(settings: Settings, *, progress: bool = True) -> tuple[str,
                                runtime=settings.inference)
         reembed(store, encoder, max_pixels=settings.max_image_pixels, max_bytes=settings.max_image_bytes,
                 workers=settings.workers, progress=progress)
-        name, _, _ = publish_from_store(store, settings.index_dir, encoder, settings.index_memory_budget_mb)
+        name, _, _ = publish_from_store(store, settings.index_dir, encoder, settings.index_memory_budget_mb,
+                                        multilingual=multilingual_encoder(settings))
         drop_stale_embeddings(store, settings.index_dir)
     return encoder.name, name
 

@@ -17,7 +17,11 @@ def drop_stale_embeddings(store: Store, index_dir: Path) -> int:
 
     A model change re-embeds every product under the new model's name, and the old rows would otherwise stay
     forever. The previous version's model is kept, so a rollback can still be re-published from the database."""
-    models = {read_manifest(index_dir, name).get("model") for name in version_names(index_dir)} - {None}
+    manifests = [read_manifest(index_dir, name) for name in version_names(index_dir)]
+    # a version's own model, and any kind's own (the multilingual vectors: indexer.multilingual)
+    models = {m.get("model") for m in manifests} | {k.get("model") for m in manifests
+                                                    for k in m.get("kinds", {}).values()}
+    models -= {None}
     if not models:
         return 0
     with store.session() as s:

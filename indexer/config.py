@@ -19,6 +19,9 @@ DEFAULT_MODEL = "shoplens-lite"
 DEFAULT_LLM = "smollm2-135m"
 # The vectors every product has: its photo, its texts, and their normalised sum (indexer.vectors.fuse_vectors).
 VECTOR_KINDS: tuple[str, ...] = ("image", "text", "fused")
+# The multilingual product-text vectors (indexer.model.multilingual): a kind of its own, under its own model, that
+# hybrid text search fuses in; a version published before it existed (or with SHOPLENS_MULTILINGUAL=off) has none.
+MULTILINGUAL_KIND = "multilingual"
 # What a text query can run: both rankers fused, BM25 alone, or one kind of vectors.
 SEARCH_MODES: tuple[str, ...] = ("hybrid", "lexical", *VECTOR_KINDS)
 # How a photo alone is answered: auto (a scene when it looks like one), on (always a scene), off (a product photo).
@@ -28,7 +31,7 @@ SCENE_MODES: tuple[str, ...] = ("auto", "on", "off")
 READ_TEXT_MODES: tuple[str, ...] = ("auto", "on", "off")
 # Text-query floors per vector kind for index versions published before versions measured their own: the values
 # measured on the 44,441-product Myntra index (bench/RESULTS.md), where they sat at the nonsense p90.
-UNCALIBRATED_FLOORS = {"text": 0.45, "fused": 0.41, "image": 0.27}
+UNCALIBRATED_FLOORS = {"text": 0.45, "fused": 0.41, "image": 0.27, MULTILINGUAL_KIND: 0.85}
 # How the encoder's towers run (indexer.model.runtime): auto = ONNX Runtime where the export matches eager PyTorch.
 INFERENCE_RUNTIMES: tuple[str, ...] = ("auto", "onnx", "eager")
 
@@ -88,6 +91,16 @@ class SearchSettings:
     # words with the words printed on each product image (0: vectors only). Chosen on the even-id half of the
     # grocery titles (bench/ocr.py: 0.25-2; recall@1 0.122-0.146 there, 1.0 best since printed amounts are terms).
     image_text_weight: float = 1.0
+    # Hybrid text queries also search the multilingual vectors (where the version has them) and blend their
+    # normalised scores in with this weight when every query word is in the catalog's BM25 vocabulary, rising
+    # linearly to multilingual_foreign_weight when none is (a query in another language). Hits below the floor
+    # (min_multilingual_score, else the version's measured one) or multilingual_margin under the best are dropped.
+    # Chosen on the tuning halves of bench/multilingual.py's queries (weights 0-0.2 / 0.5-0.9, margins 0.04-0.12;
+    # bench/RESULTS.md "multilingual"): 0.2 / 0.9 / 0.04 was best for both English and foreign Myntra queries.
+    multilingual_weight: float = 0.2
+    multilingual_foreign_weight: float = 0.9
+    multilingual_margin: float = 0.04
+    min_multilingual_score: float | None = None
     negative_weight: float = 0.35   # how strongly "without X" pushes the query vector away from X
     collapse: bool = True           # fold near-duplicates (same image bytes, or same title and near-identical image)
     duplicate_cosine: float = 0.97  # image-vector cosine above which same-titled products count as duplicates
@@ -119,6 +132,9 @@ class SearchSettings:
             raise ConfigError(f"search setting text_mode must be one of {', '.join(SEARCH_MODES)}")
         if not 0.0 <= self.image_weight <= 1.0:
             raise ConfigError("search setting image_weight must lie in [0, 1]")
+        if min(self.multilingual_weight, self.multilingual_foreign_weight) < 0 or self.multilingual_margin < 0:
+            raise ConfigError("search settings multilingual_weight, multilingual_foreign_weight and "
+                              "multilingual_margin must be >= 0")
         if self.candidates < 10:
             raise ConfigError("search setting candidates must be at least 10")
         if self.scene not in SCENE_MODES:
@@ -148,7 +164,8 @@ class SearchSettings:
     def text_floor(self, kind: str, measured: Mapping[str, float]) -> float:
         """The floor for a text query's hits on `kind` vectors: the configured one, else the index version's
         `measured` floor (its manifest's `score_floors`), else the uncalibrated default."""
-        configured = {"text": self.min_text_score, "fused": self.min_fused_score, "image": self.min_cross_score}[kind]
+        configured = {"text": self.min_text_score, "fused": self.min_fused_score, "image": self.min_cross_score,
+                      MULTILINGUAL_KIND: self.min_multilingual_score}[kind]
         if configured is not None:
             return configured
         return measured.get(kind, UNCALIBRATED_FLOORS[kind])
@@ -181,6 +198,9 @@ class Settings:
     llm_spec: str = DEFAULT_LLM
     inference: str = "auto"  # one of INFERENCE_RUNTIMES
     read_text: str = "auto"  # READ_TEXT_MODES; $SHOPLENS_READ_TEXT, `shoplens index --read-text`
+    # Publish the multilingual product-text vectors (queries in any language); $SHOPLENS_MULTILINGUAL=off skips
+    # them (indexing then costs no multilingual encoding, and search runs without them).
+    multilingual: bool = True
     search: SearchSettings = field(default_factory=SearchSettings)
 
     def __post_init__(self) -> None:
@@ -231,6 +251,7 @@ def load_settings(home: str | os.PathLike | None = None, db_url: str | None = No
         inference=env.get("SHOPLENS_INFERENCE") or "auto",
         read_text=(env.get("SHOPLENS_READ_TEXT") or "auto").strip().lower(),
         index_memory_budget_mb=_env_int(env, "SHOPLENS_INDEX_MEMORY_BUDGET_MB", 2048),
+        multilingual=(env.get("SHOPLENS_MULTILINGUAL") or "on").strip().lower() not in ("0", "off", "false", "no"),
         search=SearchSettings.from_env(env),
     )
     return settings.with_overrides(**overrides)

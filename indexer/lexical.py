@@ -75,6 +75,14 @@ class LexicalIndex:
     def __len__(self) -> int:
         return len(self._keys)
 
+    def coverage(self, query: str) -> float:
+        """The share of the query's words (stopwords aside) that this index knows: 1.0 for words of the catalog's
+        language, near 0 for a query in another (search weighs the multilingual vectors by it); 0 without words."""
+        if self._retriever is None:
+            return 0.0
+        tokens = _tokenize([query])[0]
+        return sum(t in self._retriever.vocab_dict for t in tokens) / len(tokens) if tokens else 0.0
+
     def search(self, query: str, k: int = 10) -> list[tuple[int, float]]:
         if self._retriever is None or k <= 0:
             return []

@@ -12,7 +12,7 @@ from indexer.config import Settings
 from indexer.errors import BadInput
 from indexer.ingest import Indexer, IndexOptions, RunSummary
 from indexer.locking import run_lock
-from indexer.publish import publish_from_store
+from indexer.publish import multilingual_encoder, publish_from_store
 from indexer.store import open_store
 
 __all__ = ["IndexOptions", "RunSummary", "run_index"]
@@ -32,7 +32,9 @@ def run_index(settings: Settings, options: IndexOptions) -> RunSummary:
             if options.prune:
                 indexer.prune()
             name, manifest, published = publish_from_store(store, settings.index_dir, indexer.encoder,
-                                                           settings.index_memory_budget_mb)
+                                                           settings.index_memory_budget_mb,
+                                                           multilingual=multilingual_encoder(settings),
+                                                           progress=options.progress)
             drop_stale_embeddings(store, settings.index_dir)
         except BaseException:
             indexer.finish("failed", started)

@@ -13,23 +13,26 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import faiss
 import numpy as np
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from indexer.calibration import score_floors
-from indexer.config import VECTOR_KINDS, Settings
+from indexer.calibration import MULTILINGUAL_FLOOR_PERCENTILE, score_floors
+from indexer.config import MULTILINGUAL_KIND, VECTOR_KINDS, Settings
 from indexer.errors import NoIndex
 from indexer.facts import FACTS, read_facts
 from indexer.lexical import build_lexical, product_document
 from indexer.locking import run_lock
+from indexer.multilingual import embed_products, multilingual_matrix
 from indexer.reading.stored import printed_lines
 from indexer.store import CopyVersion, Embedding, ImageText, IndexVersion, Product, Store, open_store, unpack_vector
-from indexer.vectors import (build_index, choose_index_type, current_version, publish_version, read_manifest,
-                             recall_at_k, write_index)
+from indexer.vectors import (CompressedIndex, IndexPlan, build_index, choose_index_type, current_version,
+                             publish_version, read_manifest, recall_at_k, write_index)
 
 if TYPE_CHECKING:
     from indexer.model.encoder import Encoder
+    from indexer.model.multilingual import MultilingualEncoder
 
 log = logging.getLogger(__name__)
 STREAM_ROWS = 10_000  # vectors read from the database a batch at a time
@@ -112,51 +115,53 @@ def record_version(session: Session, manifest: dict) -> None:
 
 
 def publish_from_store(store: Store, index_dir: Path, encoder: Encoder, memory_budget_mb: int,
-                       *, force: bool = False) -> tuple[str, dict, bool]:
-    """Build and publish a version of `encoder`'s vectors from the database unless the current one was built from
-    the same content (and has its score floors); returns (name, manifest, published)."""
+                       *, force: bool = False, multilingual: MultilingualEncoder | None = None,
+                       progress: bool = False) -> tuple[str, dict, bool]:
+    """Build and publish a version of `encoder`'s vectors (and of `multilingual`'s product-text vectors, brought up
+    to date first: `indexer.multilingual`) from the database unless the current one was built from the same
+    content (and has its score floors); returns (name, manifest, published)."""
     model, dim = encoder.name, encoder.dim
     with store.session() as s:
-        fingerprint = _fingerprint(s, model)
+        base = _fingerprint(s, model)
         name = current_version(index_dir)
         if name and not force:
             manifest = read_manifest(index_dir, name)
-            if manifest.get("fingerprint") == fingerprint and "score_floors" in manifest:
+            if manifest.get("fingerprint") == _with_model(base, multilingual) and "score_floors" in manifest:
                 record_version(s, manifest)
                 return name, manifest, False
+    if multilingual is not None:
+        embed_products(store, multilingual, progress=progress)
+    with store.session() as s:
+        keys = _indexed_keys(s, model)
         lex_keys, documents = _lexical_documents(s)
+    extra = multilingual_matrix(store, multilingual, keys) if multilingual is not None else None
+    fingerprint = _with_model(base, multilingual if extra is not None else None)  # what this version holds
 
     def write(staging: Path) -> dict:
         started = time.monotonic()
-        with store.session() as s:
-            keys = _indexed_keys(s, model)
         np.save(staging / "keys.npy", keys)
+        shares = len(VECTOR_KINDS) + (extra is not None)  # the budget is for every kind the version holds
         kinds, indexes = {}, {}
         for kind in VECTOR_KINDS:
-            plan = choose_index_type(len(keys), dim, memory_budget_mb << 20, shares=len(VECTOR_KINDS))
+            plan = choose_index_type(len(keys), dim, memory_budget_mb << 20, shares=shares)
             with store.session() as s:
                 vectors = _stream_vectors(s, model, kind, keys, dim, staging / f"{kind}.f16.npy")
-            if plan.type == "ivf":
-                indexes[kind] = index = build_index(vectors, keys, plan)
-                files, truth = index.save(staging, kind), vectors
-            else:  # these keep the vectors themselves
-                truth = np.asarray(vectors, dtype=np.float32)
+            kinds[kind], indexes[kind] = _write_kind(staging, kind, vectors, keys, plan)
+            if plan.type != "ivf":  # these keep the vectors themselves
                 del vectors
                 (staging / f"{kind}.f16.npy").unlink()
-                indexes[kind] = index = build_index(truth, keys, plan)
-                write_index(index, staging / f"{kind}.faiss")
-                files = {"file": f"{kind}.faiss"}
-            # An exact index is its own ground truth; approximate ones are measured against exact search.
-            recall = 1.0 if plan.type == "flat" else round(recall_at_k(index, truth, keys), 4)
-            kinds[kind] = {**files, "type": plan.type, "params": plan.params, "recall_at_10_vs_exact": recall,
-                           "plan": plan.reason, "memory_bytes": plan.memory_bytes}
-            log.info("%s vectors: %s index, recall@10 %.4f vs exact", kind, plan.type, recall)
+        floors = score_floors(encoder.encode_texts, indexes)
+        if extra is not None:  # its own dimension, so its own index choice
+            own = choose_index_type(len(keys), multilingual.dim, memory_budget_mb << 20, shares=shares)
+            kinds[MULTILINGUAL_KIND], index = _write_kind(staging, MULTILINGUAL_KIND, extra, keys, own)
+            kinds[MULTILINGUAL_KIND].update(model=multilingual.name, dim=multilingual.dim)
+            floors.update(score_floors(multilingual.encode_queries, {MULTILINGUAL_KIND: index},
+                                       percentile=MULTILINGUAL_FLOOR_PERCENTILE))
         lexical = build_lexical(lex_keys, documents, staging / "lexical")
         with store.session() as s:
             read_facts(s).save(staging / FACTS)
         return {"model": model, "dim": dim, "count": int(len(keys)), "keys": "keys.npy", "kinds": kinds,
-                "lexical": "lexical/", "facts": f"{FACTS}/",
-                "score_floors": score_floors(encoder.encode_texts, indexes),
+                "lexical": "lexical/", "facts": f"{FACTS}/", "score_floors": floors,
                 "lexical_documents": lexical["documents"], "plan": kinds["fused"]["plan"], "fingerprint": fingerprint,
                 "seconds": round(time.monotonic() - started, 2)}
 
@@ -164,6 +169,32 @@ def publish_from_store(store: Store, index_dir: Path, encoder: Encoder, memory_b
     with store.session() as s:
         record_version(s, manifest)
     return name, manifest, True
+
+
+def _with_model(fingerprint: str, multilingual: MultilingualEncoder | None) -> str:
+    """A version's fingerprint: its content's, plus the multilingual model whose vectors it holds (a version
+    without them is re-published once they are wanted)."""
+    return fingerprint if multilingual is None else hashlib.sha256(f"{fingerprint}+{multilingual.name}".encode()) \
+        .hexdigest()
+
+
+def _write_kind(staging: Path, kind: str, vectors: np.ndarray, keys: np.ndarray,
+                plan: IndexPlan) -> tuple[dict, faiss.Index | CompressedIndex]:
+    """One kind's index files in `staging`; (its manifest entry, the index). `vectors` may be a float16 memory map
+    (a compressed index keeps it as its re-rank store)."""
+    if plan.type == "ivf":
+        index = build_index(vectors, keys, plan)
+        files, truth = index.save(staging, kind), vectors
+    else:
+        truth = np.asarray(vectors, dtype=np.float32)
+        index = build_index(truth, keys, plan)
+        write_index(index, staging / f"{kind}.faiss")
+        files = {"file": f"{kind}.faiss"}
+    # An exact index is its own ground truth; approximate ones are measured against exact search.
+    recall = 1.0 if plan.type == "flat" else round(recall_at_k(index, truth, keys), 4)
+    log.info("%s vectors: %s index, recall@10 %.4f vs exact", kind, plan.type, recall)
+    return {**files, "type": plan.type, "params": plan.params, "recall_at_10_vs_exact": recall, "plan": plan.reason,
+            "memory_bytes": plan.memory_bytes}, index
 
 
 def republish(settings: Settings) -> tuple[str, bool]:
@@ -180,5 +211,15 @@ def republish(settings: Settings) -> tuple[str, bool]:
         store = open_store(settings.db_url)
         encoder = load_version_encoder(manifest, cache_dir=settings.model_cache_dir,
                                        runtime=settings.inference)
-        name, _, published = publish_from_store(store, settings.index_dir, encoder, settings.index_memory_budget_mb)
+        name, _, published = publish_from_store(store, settings.index_dir, encoder, settings.index_memory_budget_mb,
+                                                multilingual=multilingual_encoder(settings))
     return name, published
+
+
+def multilingual_encoder(settings: Settings) -> MultilingualEncoder | None:
+    """The multilingual model a publish of this home adds the vectors of, or None when the setting is off."""
+    if not settings.multilingual:
+        return None
+    from indexer.model.multilingual import load_multilingual
+
+    return load_multilingual()

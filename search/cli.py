@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import click
+from PIL import Image
 
 from indexer.config import SCENE_MODES, SEARCH_MODES, settings_of
 from indexer.errors import BadInput
@@ -61,14 +62,7 @@ def search_command(ctx: click.Context, text: str, image_path: Path | None, k: in
     settings = settings_of(ctx)
     if len(text) > settings.max_query_chars:
         raise BadInput(f"the query is {len(text)} characters long; the limit is {settings.max_query_chars}")
-    image = None
-    if image_path is not None:
-        try:
-            data = image_path.read_bytes()
-        except OSError as exc:
-            raise BadInput(f"cannot read {image_path}: {exc.strerror or exc}") from None
-        image, _ = decode_image(data, max_pixels=settings.max_image_pixels, max_bytes=settings.max_image_bytes,
-                                what=str(image_path))
+    image = _read_photo(image_path, settings) if image_path is not None else None
     query = Query(text=text, image=image, negative=negative, filters=Filters.parse_cli(filters), k=k, page=page,
                   mode=mode, image_weight=image_weight, scene=scene)
     _print(SearchEngine(settings).search(query), as_json)
@@ -85,7 +79,50 @@ def similar_command(ctx: click.Context, product_id: str, k: int, filters: tuple[
     _print(SearchEngine(settings_of(ctx)).similar(product_id, k=k, filters=Filters.parse_cli(filters)), as_json)
 
 
+@click.command("ask")
+@click.argument("product_id")
+@click.argument("question")
+@click.option("--image-only", is_flag=True, help="Hide the catalog's facts: answer from the photo (and its printed "
+                                                 "text) alone, as VQA accuracy is measured.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: answer, source, confidence.")
+@click.pass_context
+def ask_command(ctx: click.Context, product_id: str, question: str, image_only: bool, as_json: bool) -> None:
+    """Answer QUESTION about PRODUCT_ID from its facts, its photo or the text printed on it."""
+    answer = SearchEngine(settings_of(ctx)).ask(product_id, question, image_only=image_only)
+    if as_json:
+        click.echo(json.dumps(answer.to_dict(), ensure_ascii=False))
+    else:
+        click.echo(f"{answer.answer}  [{answer.source}, confidence {answer.confidence:.2f}]")
+
+
+@click.command("caption")
+@click.argument("target")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: caption and the reads it was built from.")
+@click.pass_context
+def caption_command(ctx: click.Context, target: str, as_json: bool) -> None:
+    """One sentence describing a photo: TARGET is an image file or a product id."""
+    settings = settings_of(ctx)
+    engine = SearchEngine(settings)
+    path = Path(target)
+    if path.is_file():
+        caption = engine.caption_photo(_read_photo(path, settings))
+    else:
+        caption = engine.caption(target)
+    click.echo(json.dumps(caption.to_dict(), ensure_ascii=False) if as_json else caption.caption)
+
+
+def _read_photo(path: Path, settings) -> Image.Image:
+    """A photo file decoded with the upload limits; BadInput names the file on any failure."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise BadInput(f"cannot read {path}: {exc.strerror or exc}") from None
+    image, _ = decode_image(data, max_pixels=settings.max_image_pixels, max_bytes=settings.max_image_bytes,
+                            what=str(path))
+    return image
+
+
 def register(cli: click.Group) -> None:
     """Add the search area's commands to the `shoplens` group."""
-    for command in (search_command, similar_command, eval_command):
+    for command in (search_command, similar_command, eval_command, ask_command, caption_command):
         cli.add_command(command)

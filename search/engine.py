@@ -16,16 +16,21 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
-from indexer.config import SCENE_MODES, SearchSettings, Settings
-from indexer.errors import BadInput
+from indexer.config import MULTILINGUAL_KIND, SCENE_MODES, SearchSettings, Settings
+from indexer.errors import BadInput, NotFound, WeightsUnavailable
 from indexer.reading import TextReader, load_reader
+from indexer.reading.stored import printed_readings
 from indexer.reading.words import terms
 from indexer.store import Store, open_store
 from indexer.vectors import IndexReader
 from search import product_reader
+from search.ask.answer import Answer, answer_photo, answer_product
+from search.ask.caption import Caption, caption_of
+from search.ask.questions import check_question
+from search.ask.reads import NEIGHBOURS, Neighbour
 from search.dedupe import collapse
 from search.filters import Filters
-from search.products import ProductTable
+from search.products import ProductCard, ProductTable
 from search.query import Hit, Query, Ranking, SearchResult, split_negative
 from search.ranking.floors import text_floor
 from search.ranking.photo import rank_photo
@@ -34,10 +39,11 @@ from search.ranking.similar import rank_similar
 from search.ranking.text import rank_text
 from search.state import IndexState
 from search.timing import StageTimer
-from search.vectors import stored_vectors
+from search.vectors import stored_vectors, vector_search
 
 if TYPE_CHECKING:
     from indexer.model.encoder import Encoder
+    from indexer.model.multilingual import MultilingualEncoder
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +60,7 @@ class SearchEngine:
         self.reader = IndexReader(settings.index_dir)
         self._state: IndexState | None = None
         self._lock = threading.Lock()
+        self._multilingual_missing: str | None = None  # the model a version wants that could not be loaded
 
     # --- index version and model -------------------------------------------------------------------------
     def state(self) -> IndexState:
@@ -74,6 +81,22 @@ class SearchEngine:
         return load_version_encoder(self.state().version.manifest, default_spec=self.settings.model_spec,
                                     cache_dir=self.settings.model_cache_dir, runtime=self.settings.inference)
 
+    def multilingual(self) -> MultilingualEncoder | None:
+        """The multilingual text model the current version's multilingual vectors were made with (loaded once per
+        process), or None: a version without them, or a model this machine can't load (logged once; text
+        queries are then answered without it rather than failing)."""
+        from indexer.model.multilingual import load_multilingual
+
+        spec = self.state().version.manifest["kinds"].get(MULTILINGUAL_KIND)
+        if spec is None or spec["model"] == self._multilingual_missing:
+            return None
+        try:
+            return load_multilingual(spec["model"])
+        except WeightsUnavailable as exc:
+            log.warning("searching without the multilingual vectors: %s", exc)
+            self._multilingual_missing = spec["model"]
+            return None
+
     def warm_up(self) -> str:
         """Load the index, the product facts and the model, and run both towers once (the first run of a runtime
         session allocates its buffers), so no shopper's first text or photo query pays for it; returns the
@@ -82,7 +105,9 @@ class SearchEngine:
         encoder = self.encoder()
         encoder.encode_texts(["warm up"])
         encoder.encode_images([Image.new("RGB", (64, 64), "white")])
-        for kind in {self.config.hybrid_kind, self.config.image_kind, self.config.similar_kind}:
+        if (multilingual := self.multilingual()) is not None:
+            multilingual.encode_queries(["warm up"])
+        for kind in {self.config.hybrid_kind, self.config.image_kind, self.config.similar_kind, MULTILINGUAL_KIND}:
             if kind in state.version.manifest["kinds"]:
                 state.version.index(kind)
         state.version.lexical()
@@ -112,7 +137,7 @@ class SearchEngine:
                                  timer, photo_words)
         elif text:
             kind, mode = "text", query.mode or cfg.text_mode
-            ranking = rank_text(state, cfg, self.encoder, text, negative, mode, allowed, timer)
+            ranking = rank_text(state, cfg, self.encoder, text, negative, mode, allowed, timer, self.multilingual)
         else:  # no query: browse the (filtered) catalog
             kind, mode = "browse", "filters"
             keys = allowed if allowed is not None else state.table.keys
@@ -154,8 +179,13 @@ class SearchEngine:
         if self.settings.read_text == "auto" and not state.printed.carries_text:
             return ""
         with timer.stage("read_text"):
-            reading = (self._text_reader or load_reader()).read_image(image, turn=False)
-        return " ".join(w for line in reading.lines for w in terms(line.text))
+            lines = self.read_photo(image)
+        return " ".join(w for text, _ in lines for w in terms(text))
+
+    def read_photo(self, image: Image.Image) -> list[tuple[str, float]]:
+        """The lines read on a shopper's photo, each with the reader's confidence."""
+        reading = (self._text_reader or load_reader()).read_image(image, turn=False)
+        return [(line.text, line.confidence) for line in reading.lines]
 
     def similar(self, product_id: str, *, k: int = 10, page: int = 1, filters: Filters | None = None) -> SearchResult:
         """Products that look like `product_id` (itself excluded)."""
@@ -179,6 +209,85 @@ class SearchEngine:
     def suggest(self, prefix: str, n: int = 8) -> list[dict]:
         """Phrases for the search box that start with (or have a word starting with) `prefix`."""
         return self.state().suggester.suggest(prefix, n)
+
+    # --- questions and captions (search.ask) ---------------------------------------------------------------
+    def ask(self, product_id: str, question: str, *, image_only: bool = False) -> Answer:
+        """Answer a question about a product from its facts (hidden with `image_only`), photo or printed text."""
+        text = check_question(question, self.settings.max_query_chars)
+        state = self.state()
+        card = self._card(state, product_id)
+        facts = None if image_only else self.product(product_id)
+        vector = self._image_vector(state, card)
+        return answer_product(text, state.vocabulary, self.encoder, vector, facts,
+                              self._printed(state, [card]).get(card.image_hash or "", []),
+                              self._neighbours(state, vector, card))
+
+    def ask_photo(self, image: Image.Image, question: str) -> Answer:
+        """Answer a question about a photo of anything, from its reads, its words and the closest products."""
+        text = check_question(question, self.settings.max_query_chars)
+        state = self.state()
+        vector = self.encoder().encode_images([image])[0]
+        ranking = vector_search(state.version, self.config.image_kind, vector, None, NEIGHBOURS)
+        closest = [(state.table.by_key[k], s) for k, s in ranking[:3]
+                   if k in state.table.by_key and s >= self.config.min_image_score]
+        return answer_photo(text, state.vocabulary, self.encoder(), vector, closest, lambda: self.read_photo(image),
+                            state.vocabulary.neighbours(ranking))
+
+    def caption(self, product_id: str) -> Caption:
+        """The caption of a product's image (its stored vector and the lines read on it)."""
+        state = self.state()
+        card = self._card(state, product_id)
+        vector = self._image_vector(state, card)
+        if vector is None:
+            raise NotFound(f"product {product_id!r} has no image to caption")
+        printed = [t for t, _ in self._printed(state, [card]).get(card.image_hash or "", [])]
+        return caption_of(state.vocabulary, self.encoder(), vector, printed, self._neighbours(state, vector, card))
+
+    def caption_photo(self, image: Image.Image) -> Caption:
+        """The caption of a shopper's photo (read for words too unless reading is off)."""
+        state = self.state()
+        vector = self.encoder().encode_images([image])[0]
+        printed = [t for t, _ in self.read_photo(image)] if self.settings.read_text != "off" else []
+        return caption_of(state.vocabulary, self.encoder(), vector, printed, self._neighbours(state, vector))
+
+    def captions(self, cards: list[ProductCard]) -> dict[str, str]:
+        """Alt texts of product images by product id, made once per image (by sha256) and index version."""
+        state = self.state()
+        todo = [c for c in cards if c.has_image and c.image_hash and c.image_hash not in state.captions]
+        if todo:
+            vectors = stored_vectors(state, "image", [c.key for c in todo])
+            printed = self._printed(state, todo)
+            for card in todo:
+                if card.key in vectors:
+                    lines = [t for t, _ in printed.get(card.image_hash or "", [])]
+                    vector = vectors[card.key]
+                    state.captions[card.image_hash] = caption_of(
+                        state.vocabulary, self.encoder(), vector, lines, self._neighbours(state, vector, card)).caption
+        return {c.id: state.captions[c.image_hash] for c in cards if c.image_hash in state.captions}
+
+    @staticmethod
+    def _card(state: IndexState, product_id: str) -> ProductCard:
+        card = state.table.by_id.get(product_id)
+        if card is None:
+            raise NotFound(f"no product with id {product_id!r}")
+        return card
+
+    def _neighbours(self, state: IndexState, vector: np.ndarray | None,
+                    card: ProductCard | None = None) -> list[Neighbour]:
+        """The nearest other catalog products by photo, with their facts (they vote in a visual read)."""
+        if vector is None:
+            return []
+        ranking = vector_search(state.version, self.config.image_kind, vector, None, NEIGHBOURS + 1)
+        return state.vocabulary.neighbours(ranking, exclude=[card.key] if card is not None else [])
+
+    @staticmethod
+    def _image_vector(state: IndexState, card: ProductCard) -> np.ndarray | None:
+        return stored_vectors(state, "image", [card.key]).get(card.key) if card.has_image else None
+
+    @staticmethod
+    def _printed(state: IndexState, cards: list[ProductCard]) -> dict[str, list[tuple[str, float]]]:
+        with state.store.session() as session:
+            return printed_readings(session, [c.image_hash for c in cards])
 
     # --- products and status -------------------------------------------------------------------------------
     def product(self, product_id: str) -> dict:

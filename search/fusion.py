@@ -39,15 +39,28 @@ def blend(vector: Ranking, lexical: Ranking, *, alpha: float = 0.5) -> Ranking:
     """alpha * normalised vector score + (1 - alpha) * normalised lexical score; missing counts as 0."""
     if not 0.0 <= alpha <= 1.0:
         raise ValueError("alpha must lie in [0, 1]")
-    v, lex = _normalise(vector), _normalise(lexical)
-    keys = set(v) | set(lex)
-    fused = {key: alpha * v.get(key, 0.0) + (1.0 - alpha) * lex.get(key, 0.0) for key in keys}
+    return weighted_blend([vector, lexical], [alpha, 1.0 - alpha])
+
+
+def weighted_blend(rankings: Sequence[Ranking], weights: Sequence[float]) -> Ranking:
+    """sum_i w_i * (ranking i's min-max normalised score); a key missing from a ranking gets 0 there."""
+    fused: dict[int, float] = {}
+    for ranking, weight in zip(rankings, weights, strict=True):
+        for key, score in _normalise(ranking).items():
+            fused[key] = fused.get(key, 0.0) + weight * score
     return sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
-def fuse(vector: Ranking, lexical: Ranking, spec: str) -> Ranking:
-    """Fuse a vector and a lexical ranking by the method `spec` names (see `parse_hybrid`)."""
+def fuse(vector: Ranking, lexical: Ranking, spec: str, *, multilingual: Ranking = (),
+         multilingual_share: float = 0.0) -> Ranking:
+    """Fuse a vector and a lexical ranking by the method `spec` names (see `parse_hybrid`); a `multilingual`
+    ranking (indexer.multilingual) takes `multilingual_share` of the total weight, the other two the rest in the
+    spec's proportion."""
     method, value, weight = parse_hybrid(spec)
+    if multilingual_share <= 0:
+        multilingual = ()
+    rest = 1.0 - multilingual_share
     if method == "rrf":
-        return rrf([vector, lexical], k=int(value), weights=[1.0, weight])
-    return blend(vector, lexical, alpha=value)
+        return rrf([vector, lexical, list(multilingual)], k=int(value),
+                   weights=[rest, rest * weight, multilingual_share * (1.0 + weight)])
+    return weighted_blend([vector, lexical, multilingual], [rest * value, rest * (1.0 - value), multilingual_share])

@@ -11,6 +11,7 @@ import numpy as np
 
 from indexer.store import Store
 from indexer.vectors import LoadedVersion
+from search.ask.reads import Vocabulary
 from search.printed_index import PrintedIndex
 from search.products import ProductTable
 from search.suggest import Suggester
@@ -26,6 +27,8 @@ class IndexState:
     table: ProductTable
     store: Store
     _moments: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False, compare=False)
+    # Captions of product images by image sha256 (search.ask.caption): the alt text of every card, made once.
+    captions: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @cached_property
     def suggester(self) -> Suggester:
@@ -36,6 +39,11 @@ class IndexState:
     def printed(self) -> PrintedIndex:
         """The products' printed words (trigram indexes), built on the first query that matches them."""
         return PrintedIndex.load(self.store, self.table)
+
+    @cached_property
+    def vocabulary(self) -> Vocabulary:
+        """The catalog's values per visual topic (search.ask.reads), read on the first question or caption."""
+        return Vocabulary.load(self.store, self.table)
 
     def moments(self, kind: str) -> tuple[np.ndarray, np.ndarray]:
         """The mean and second-moment matrix of this version's `kind` vectors (read once, in chunks of 4,096; in a

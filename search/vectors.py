@@ -83,7 +83,7 @@ def stored_vectors(state: IndexState, kind: str, keys: list[int]) -> dict[int, n
     with state.store.session() as session:
         rows = session.execute(select(Embedding.product_id, Embedding.vector, Embedding.dtype).where(
             Embedding.product_id.in_(list(by_key)), Embedding.kind == kind,
-            Embedding.model == manifest.get("model"))).all()
+            Embedding.model == manifest["kinds"][kind].get("model", manifest.get("model")))).all()
     return {by_key[r.product_id]: unpack_vector(r.vector, r.dtype) for r in rows}
 
 

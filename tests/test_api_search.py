@@ -176,8 +176,10 @@ def png_header(width: int, height: int) -> bytes:
         chunk(b"IEND", b"")
 
 
-def upload(client, data: bytes, name: str = "x.jpg"):
-    return client.post("/api/v1/search", data={"image": (io.BytesIO(data), name)}, content_type="multipart/form-data")
+def upload(client, data: bytes, name: str = "x.jpg", *, path: str = "/api/v1/search", form: dict | None = None):
+    """POST `data` as the multipart photo `image` (to search, or another photo route, with more form fields)."""
+    return client.post(path, data={**(form or {}), "image": (io.BytesIO(data), name)},
+                       content_type="multipart/form-data")
 
 
 def test_uploads_are_checked_before_decoding(client, app):

@@ -62,16 +62,16 @@ def test_incremental_reruns_prune_and_rollback(tmp_path):
     assert status["products"] == 40
     assert status["index"]["version"] == "v000001" and status["index"]["vectors"] == 40
     assert status["index"]["type"] == "flat" and status["index"]["recall_at_10_vs_exact"]["fused"] == 1.0
-    assert set(status["index"]["score_floors"]) == {"image", "text", "fused"}
+    assert set(status["index"]["score_floors"]) == {"image", "text", "fused", "multilingual"}
     assert all(0 < f < 1 for f in status["index"]["score_floors"].values())
     store = open_store(load_settings(home=home).db_url)
     with store.session() as s:
         keys = {p.id: p.key for p in s.scalars(select(Product))}
     assert len(set(keys.values())) == 40
-    for kind in ("image", "text", "fused"):
+    for kind in ("image", "text", "fused", "multilingual"):
         assert _index_keys(home, kind) == set(keys.values())  # FAISS ids are Product.key
     before = _vectors(home)
-    assert len(before) == 120
+    assert len(before) == 160
 
     with store.session() as s:  # vectors of a model no index version uses (as after a model change)
         s.add(Embedding(product_id=rows[0]["id"], model="retired-model@0", kind="image", source_hash="x",
@@ -89,9 +89,11 @@ def test_incremental_reruns_prune_and_rollback(tmp_path):
     assert "indexed 0, updated 3, unchanged 34, rejected 0, pruned 3" in third.stdout
     after = _vectors(home)
     r0, r1, r2 = rows[0]["id"], rows[1]["id"], rows[2]["id"]
-    assert all(after[(r0, k)] == before[(r0, k)] for k in ("image", "text", "fused"))  # not re-embedded
+    assert all(after[(r0, k)] == before[(r0, k)] for k in ("image", "text", "fused", "multilingual"))  # kept
     assert after[(r1, "text")] != before[(r1, "text")] and after[(r1, "image")] == before[(r1, "image")]
+    assert after[(r1, "multilingual")] != before[(r1, "multilingual")]  # its passage holds the title
     assert after[(r2, "image")] != before[(r2, "image")] and after[(r2, "text")] == before[(r2, "text")]
+    assert after[(r2, "multilingual")] == before[(r2, "multilingual")]
     with store.session() as s:
         assert s.get(Product, r0).price == 1.0
         assert s.scalar(select(func.count()).select_from(Product).where(Product.status == "active")) == 37
@@ -156,7 +158,7 @@ def test_grocery_catalog_indexes_into_the_database(db_url, tmp_path):
     store = open_store(db_url)
     with store.session() as s:
         assert s.scalar(select(func.count()).select_from(Product)) == 81
-        assert s.scalar(select(func.count()).select_from(Embedding)) == 243
+        assert s.scalar(select(func.count()).select_from(Embedding)) == 324  # image, text, fused, multilingual
         assert s.get(Product, "0").category == "Fruit > Apple"
         run = s.get(IngestRun, summary.run_id)
         assert run.status == "done" and run.counts["indexed"] == 81

@@ -170,3 +170,25 @@ def test_empty_and_error_states_say_what_to_do(page, tmp_path):
     page.wait_for_selector("[data-error]")
     assert "JPEG" in page.locator("[data-error]").inner_text()
     shot(page, "09-error-bad-photo")
+
+
+def test_ask_a_question_on_the_product_page(page):
+    """The product page's "Ask about this product" box answers with its source; the photo's alt text is its
+    caption (search.ask.caption), not the title."""
+    page.goto("/product/10602")  # Myntra: a red printed T-shirt for men
+    alt = page.locator(".product-img img").get_attribute("alt")
+    assert "Tshirts" in alt and "Red" in alt
+    box = page.locator("[data-ask-input]")
+    box.fill("what colour is it?")
+    box.press("Enter")
+    answer = page.locator("[data-answer]")
+    answer.wait_for()
+    assert answer.get_attribute("data-source") == "facts" and "Red" in answer.inner_text()
+    assert "from the catalog" in answer.inner_text()
+    box = page.locator("[data-ask-input]")
+    box.fill("what is it made of?")
+    box.press("Enter")
+    page.wait_for_url(re.compile(r"ask=what"))
+    page.locator("[data-answer]").wait_for()
+    assert page.locator("[data-answer]").get_attribute("data-source") in ("facts", "none")
+    shot(page, "20-ask-product")

@@ -12,6 +12,7 @@ from flask import Blueprint, Flask, request
 
 from indexer.config import Settings, load_settings
 from web.api import bp as api
+from web.ask_api import bp as ask_api
 from web.copy_api import bp as copy_api
 from web.errors import register_error_handlers
 from web.eval_pages import bp as eval_pages
@@ -28,6 +29,7 @@ def blueprints() -> list[Blueprint]:
         pages,
         eval_pages,
         copy_api,
+        ask_api,
     ]
 
 

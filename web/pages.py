@@ -97,7 +97,7 @@ def search():
     result = engine.search(Query(text=q, image=image, like=like or None, filters=filters, k=PAGE_SIZE, page=page))
     links = SearchLinks({"q": q, "img": img, "like": like}, filters)
     return _render_timed(result, "results.html", result=result, q=q, img=img, liked=liked, links=links,
-                         filters=filters)
+                         filters=filters, captions=engine.captions([h.product for h in result.hits]))
 
 
 @bp.post("/search")
@@ -124,7 +124,11 @@ def product(product_id: str):
     engine = services().engine
     facts = engine.product(product_id)
     similar = engine.search(Query(like=product_id, k=12))
-    return _render_timed(similar, "product.html", product=facts, similar=similar, q="")
+    question = (request.args.get("ask") or "").strip()
+    answer = engine.ask(product_id, question) if question else None
+    cards = [engine.state().table.by_id[product_id], *(h.product for h in similar.hits)]
+    return _render_timed(similar, "product.html", product=facts, similar=similar, q="", question=question,
+                         answer=answer, captions=engine.captions(cards))
 
 
 def _render_timed(timed: SearchResult, template: str, **context) -> str:

@@ -58,4 +58,10 @@ def load_model_config(name: str) -> dict:
     if not path.is_file():
         raise WeightsUnavailable(f"no model config named '{name}'.",
                                  hint=f"Registered models: {', '.join(registered_models())}.")
+    return read_config(path)
+
+
+def read_config(path: Path) -> dict:
+    """A model description (JSON) with its placeholders resolved: registered image-text models and the
+    multilingual text model (`configs/multilingual/`, indexer.model.multilingual) are read alike."""
     return _resolve(json.loads(path.read_text()))

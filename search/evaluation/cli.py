@@ -17,7 +17,7 @@ import click
 from indexer.config import Settings, settings_of
 from indexer.errors import BadInput
 from indexer.model.adapted import home_model_spec
-from search.evaluation import builders, heldout, measures, reports
+from search.evaluation import builders, heldout, measures, reports, vqa
 from search.evaluation.metrics import METRICS, STAT_TESTS
 from search.evaluation.runner import DEFAULT_MODE, MODES, Evaluation, evaluate
 from search.evaluation.trec import atomic_write_text, read_qrels, read_queries, write_qrels, write_queries, write_run
@@ -264,3 +264,64 @@ def build_queries_command(ctx: click.Context, kind: str, catalog: Path, map_item
     write_qrels(qrels_out, built.qrels)
     n_rel = sum(sum(1 for r in d.values() if r > 0) for d in built.qrels.values())
     click.echo(f"{len(built.queries)} {kind} queries → {queries_out}, {n_rel} judgements → {qrels_out}")
+
+
+@eval_command.command("vqa")
+@click.option("--catalog", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The catalog the questions are built from, read as `shoplens index` reads it.")
+@click.option("--map", "map_items", multiple=True, metavar="FIELD=COLUMN", help="As for `shoplens index`.")
+@click.option("--images-root", type=click.Path(file_okay=False, path_type=Path),
+              help="Where relative image paths are (default: the catalog's folder).")
+@click.option("--questions", default=",".join(vqa.DEFAULT_TOPICS), show_default=True,
+              help=f"Question types, comma-separated: {', '.join(vqa.QUESTIONS)}.")
+@click.option("--n", default=500, show_default=True, type=click.IntRange(1), help="Held-out products (at most).")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--reference", default=2000, show_default=True, type=click.IntRange(0),
+              help="More catalog products (training ones first) whose photos' facts vote in a visual read, as the "
+                   "indexed catalog's do in search.")
+@click.option("--model", help="The encoder (default: the home's model).")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Write the figures here.")
+@click.pass_context
+def vqa_command(ctx: click.Context, catalog: Path, map_items: tuple[str, ...], images_root: Path | None,
+                questions: str, n: int, seed: int, reference: int, model: str | None, json_out: Path | None) -> None:
+    """Visual question answering accuracy per question type (image-only answers on held-out products), with
+    the majority-class baseline."""
+    from indexer.images import ImageResolver
+    from indexer.model.encoder import load_encoder
+
+    settings = settings_of(ctx)
+    topics = [t.strip() for t in questions.split(",") if t.strip()]
+    unknown = [t for t in topics if t not in vqa.QUESTIONS]
+    if unknown:
+        raise BadInput(f"unknown question type {unknown[0]!r}.", hint=f"Use {', '.join(vqa.QUESTIONS)}.")
+    spec = model or home_model_spec(settings)
+    record = heldout.training_record(heldout.model_folder(spec))
+    if record is None:
+        log.warning("model %s records no training products: every product counts as held out", spec)
+    rows = builders.read_catalog_rows(catalog, map_items)
+    roots = [p for p in (images_root, catalog.parent) if p is not None]
+    resolver = ImageResolver(roots, max_bytes=settings.max_image_bytes)
+    training = record.products if record else frozenset()
+    items = vqa.pick_items(rows, training, n, seed, resolver, settings.max_image_pixels)
+    if not items:
+        raise BadInput(f"no held-out product of {catalog} has a readable image.")
+    pool = vqa.pick_reference(rows, training, items, reference, seed, resolver, settings.max_image_pixels)
+    encoder = load_encoder(spec, cache_dir=settings.model_cache_dir, runtime=settings.inference)
+    printed = None
+    if "brand" in topics:
+        from indexer.reading import load_reader
+
+        reader = load_reader()
+        printed = lambda image: [(l.text, l.confidence) for l in reader.read_image(image, turn=True).lines]  # noqa: E731
+    vectors = vqa.encode_images(encoder, [it.image for it in items])
+    results = vqa.evaluate_vqa(rows, items, vectors, vqa.Pool.of(encoder, items, vectors, pool), encoder, topics,
+                               printed)
+    summary = {"catalog": str(catalog.resolve()), "model": encoder.name, "products": len(items), "seed": seed,
+               "reference_products": len(pool),
+               "heldout": {"checked": record is not None, "training_list": str(record.source) if record else None,
+                           "excluded": sum(r["id"] in record.products for r in rows) if record else 0},
+               "questions": results}
+    if json_out:
+        atomic_write_text(json_out, json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    click.echo(vqa.vqa_table(results))
+    click.echo(f"{len(items)} held-out products of {catalog.name}, model {encoder.name}")

@@ -1,5 +1,7 @@
 """Text queries: BM25, a vector search of the words, or both fused (`SearchSettings.hybrid`); "without X" steers
-the query vector away from X and leaves out the products that match X."""
+the query vector away from X and leaves out the products that match X. Hybrid also fuses in the multilingual
+vectors where the version has them, weighted by how foreign the query's words are to the catalog's BM25
+vocabulary (`multilingual_share`), so a query in another language finds products described in English."""
 from __future__ import annotations
 
 import re
@@ -9,7 +11,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from indexer.config import SearchSettings
+from indexer.config import MULTILINGUAL_KIND, SearchSettings
 from search.fusion import fuse
 from search.query import Ranking
 from search.ranking.floors import floor, text_floor
@@ -20,14 +22,25 @@ from search.vectors import vector_search
 
 if TYPE_CHECKING:
     from indexer.model.encoder import Encoder
+    from indexer.model.multilingual import MultilingualEncoder
 
 
 def rank_text(state: IndexState, config: SearchSettings, encoder: Callable[[], Encoder], text: str, negative: str,
-              mode: str, allowed: np.ndarray | None, timer: StageTimer) -> Ranking:
+              mode: str, allowed: np.ndarray | None, timer: StageTimer,
+              multilingual: Callable[[], MultilingualEncoder | None] = lambda: None) -> Ranking:
     """Products for `text` by `mode` (hybrid | lexical | a vector kind), within `allowed` keys (None: all), none
-    matching `negative`. `encoder` is called only when vectors are searched, so lexical mode needs no model."""
+    matching `negative`. `encoder` is called only when vectors are searched, so lexical mode needs no model;
+    `multilingual` (the version's multilingual model, None without one) only when hybrid gives it a share."""
     lexical: Ranking = []
     vector: Ranking = []
+    foreign: Ranking = []
+    share = multilingual_share(state, config, text) if mode == "hybrid" else 0.0
+    if share > 0 and (ml := multilingual()) is not None:
+        with timer.stage("encode"):
+            ml_vec = _encode_multilingual(ml, text)
+        with timer.stage("vector_search"):
+            foreign = vector_search(state.version, MULTILINGUAL_KIND, ml_vec, allowed, config.candidates)
+        foreign = floor(foreign, text_floor(config, state.version, MULTILINGUAL_KIND), config.multilingual_margin)
     if mode in ("hybrid", "lexical"):
         with timer.stage("lexical"):
             lexical = lexical_ranking(state, text, allowed, config.candidates)
@@ -49,9 +62,23 @@ def rank_text(state: IndexState, config: SearchSettings, encoder: Callable[[], E
             avoid = avoided(state, negative, config.candidates)
         lexical = [(key, s) for key, s in lexical if key not in avoid]
         vector = [(key, s) for key, s in vector if key not in avoid]
+        foreign = [(key, s) for key, s in foreign if key not in avoid]
+    if mode == "hybrid" and foreign:
+        return fuse(vector, lexical, config.hybrid, multilingual=foreign, multilingual_share=share)
     if mode == "hybrid":
         return fuse(vector, lexical, config.hybrid) if vector and lexical else (vector or lexical)
     return lexical if mode == "lexical" else vector
+
+
+def multilingual_share(state: IndexState, config: SearchSettings, text: str) -> float:
+    """The multilingual ranking's share of a hybrid query: `multilingual_weight` when every word of `text` is in
+    the catalog's BM25 vocabulary, rising linearly to `multilingual_foreign_weight` when none is; 0 where the
+    version has no multilingual vectors."""
+    if MULTILINGUAL_KIND not in state.version.manifest["kinds"]:
+        return 0.0
+    unknown = 1.0 - state.version.lexical().coverage(text)
+    share = config.multilingual_weight + (config.multilingual_foreign_weight - config.multilingual_weight) * unknown
+    return min(1.0, max(0.0, share))
 
 
 def lexical_ranking(state: IndexState, text: str, allowed: np.ndarray | None, candidates: int) -> Ranking:
@@ -94,15 +121,24 @@ class QueryCacheInfo(NamedTuple):
 
 
 def query_cache_info() -> QueryCacheInfo:
-    """Hits, misses and entries of this process's query-encoding cache, so operators see whether it pays."""
-    info = _encode_text.cache_info()
-    return QueryCacheInfo(info.hits, info.misses, info.currsize, info.maxsize or 0)
+    """Hits, misses and entries of this process's query-encoding caches (both models), so operators see whether
+    they pay."""
+    infos = [_encode_text.cache_info(), _encode_multilingual.cache_info()]
+    return QueryCacheInfo(*(sum(getattr(i, f) or 0 for i in infos) for f in ("hits", "misses", "currsize", "maxsize")))
 
 
 @lru_cache(maxsize=QUERY_CACHE_SIZE)
 def _encode_text(encoder: Encoder, text: str) -> np.ndarray:
     """A text's vector, cached: shoppers repeat queries (and suggestions), and encoding is most of a query's time."""
     vec = encoder.encode_texts([text])[0]
+    vec.setflags(write=False)
+    return vec
+
+
+@lru_cache(maxsize=QUERY_CACHE_SIZE)
+def _encode_multilingual(encoder: MultilingualEncoder, text: str) -> np.ndarray:
+    """A query's multilingual vector, cached like `_encode_text` (~14 ms a query on a loaded core)."""
+    vec = encoder.encode_queries([text])[0]
     vec.setflags(write=False)
     return vec
 
