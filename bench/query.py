@@ -44,7 +44,7 @@ def free_port() -> int:
 
 def start_server(home: str, workers: int) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    cmd = [str(ROOT / ".venv" / "bin" / "shoplens"), "--home", home, "serve", "--port", str(port),
+    cmd = [str(Path(sys.executable).with_name("shoplens")), "--home", home, "serve", "--port", str(port),
            "--workers", str(workers), "--rate-limit", "0"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(Path(home) / "bench-serve.log", "w"))
     url = f"http://127.0.0.1:{port}"
@@ -70,7 +70,8 @@ def text_queries(home: str, n: int, seed: int) -> list[str]:
 
     table = ProductTable.load(open_store(load_settings(home=home).db_url))
     rng = random.Random(seed)
-    picked = rng.sample(table.products, min(n, len(table.products)))
+    products = list(table.products)
+    picked = rng.sample(products, min(n, len(products)))
     out: dict[str, None] = {}  # distinct queries only: a repeated query would hit the server's encoding cache
     for i, p in enumerate(picked):
         if i % 2 == 0 or not (p.colour and p.category_leaf):

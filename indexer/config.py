@@ -187,7 +187,9 @@ class Settings:
     max_image_bytes: int = 20 * 1024 * 1024
     max_request_bytes: int = 25 * 1024 * 1024
     max_query_chars: int = 512
-    # Index building: above this many vectors the exact index gives way to an approximate one (see vectors.py).
+    # What one serving worker may hold in memory for the vector indexes of a version, all kinds together
+    # ($SHOPLENS_INDEX_MEMORY_BUDGET_MB): `indexer.vectors.choose_index_type` picks exact, HNSW or a compressed
+    # index that fits (a memory-mapped float16 re-rank store aside) and refuses a budget nothing fits.
     index_memory_budget_mb: int = 2048
     batch_size: int = 32
     workers: int = 2
@@ -209,6 +211,9 @@ class Settings:
         if self.inference not in INFERENCE_RUNTIMES:
             raise ConfigError(f"setting inference must be one of {', '.join(INFERENCE_RUNTIMES)}, "
                               f"not {self.inference!r}")
+        if self.index_memory_budget_mb < 1:
+            raise ConfigError(f"index_memory_budget_mb must be a positive number of MB, "
+                              f"not {self.index_memory_budget_mb}")
         if self.read_text not in READ_TEXT_MODES:
             raise ConfigError(f"read_text must be one of {', '.join(READ_TEXT_MODES)}, not {self.read_text!r}")
         if self.ray_actors < 0 or self.ray_actor_cpus < 1:
@@ -253,6 +258,7 @@ def load_settings(home: str | os.PathLike | None = None, db_url: str | None = No
         read_text=(env.get("SHOPLENS_READ_TEXT") or "auto").strip().lower(),
         ray_actors=_env_int(env, "SHOPLENS_RAY_ACTORS", 0),
         ray_actor_cpus=_env_int(env, "SHOPLENS_RAY_ACTOR_CPUS", 1),
+        index_memory_budget_mb=_env_int(env, "SHOPLENS_INDEX_MEMORY_BUDGET_MB", 2048),
         multilingual=(env.get("SHOPLENS_MULTILINGUAL") or "on").strip().lower() not in ("0", "off", "false", "no"),
         search=SearchSettings.from_env(env),
     )
@@ -261,8 +267,10 @@ def load_settings(home: str | os.PathLike | None = None, db_url: str | None = No
 
 def _env_int(env: Mapping[str, str], name: str, default: int) -> int:
     raw = env.get(name, "").strip()
+    if not raw:
+        return default
     try:
-        return int(raw) if raw else default
+        return int(raw)
     except ValueError:
         raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
 

@@ -33,6 +33,12 @@ class WeightsUnavailable(ShopLensError):
     http_status = 503
 
 
+class BudgetTooSmall(ConfigError):
+    """`index_memory_budget_mb` cannot hold any index of the catalog's vectors; says the smallest that can."""
+
+    code = "budget_too_small"
+
+
 class BadInput(ShopLensError):
     """A request, catalog row, query or file the user gave is malformed."""
 

@@ -42,7 +42,8 @@ from indexer.images import ImageInfo, ImageResolver, decode_image
 from indexer.product import STORED_FIELDS
 from indexer.reading import READER_VERSION, Reading, load_reader
 from indexer.reading.policy import AUTO_SAMPLE, auto_reads, has_words, spread
-from indexer.store import Embedding, ImageText, IngestRun, Product, ProductImage, RowOutcome, Store, upsert, utcnow
+from indexer.store import (Embedding, ImageText, IngestRun, Product, ProductImage, RowOutcome, Store, pack_vector,
+                           unpack_vector, upsert, utcnow)
 from indexer.vectors import fuse_vectors
 
 if TYPE_CHECKING:
@@ -391,10 +392,10 @@ class Indexer:
                  [(pid, "text") for pid in changed if pid not in text_vecs]
         if not wanted:
             return {}
-        rows = session.execute(select(Embedding.product_id, Embedding.kind, Embedding.vector).where(
+        rows = session.execute(select(Embedding.product_id, Embedding.kind, Embedding.vector, Embedding.dtype).where(
             Embedding.product_id.in_({pid for pid, _ in wanted}), Embedding.model == self.encoder.name,
             Embedding.kind.in_(("image", "text"))))
-        return {(pid, kind): np.frombuffer(vec, dtype=np.float32) for pid, kind, vec in rows}
+        return {(pid, kind): unpack_vector(vec, dtype) for pid, kind, vec, dtype in rows}
 
     def _write_row(self, session: Session, product: Product | None, p: Prepared, image_vecs: dict,
                    text_vecs: dict, stored: dict, images: list[dict], embeddings: list[dict]) -> dict:
@@ -425,7 +426,7 @@ class Indexer:
             for kind, vec, source in (("image", image, p.image_hash), ("text", text, text_hash),
                                       ("fused", fused, fused_source(p.image_hash, text_hash))):
                 embeddings.append({"product_id": row.id, "model": name, "kind": kind, "source_hash": source,
-                                   "vector": np.asarray(vec, dtype=np.float32).tobytes()})
+                                   **pack_vector(vec)})
         outcome = "indexed" if is_new else ("updated" if (meta_changed or reencoded) else "unchanged")
         return {"row_number": row.row_number, "product_id": row.id, "outcome": outcome, "reason": None}
 

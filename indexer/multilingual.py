@@ -20,7 +20,7 @@ from indexer.catalog import sha256_text
 from indexer.config import MULTILINGUAL_KIND
 from indexer.model.multilingual import MultilingualEncoder
 from indexer.product import ProductSummary
-from indexer.store import Embedding, Product, Store, upsert
+from indexer.store import Embedding, Product, Store, pack_vector, unpack_vector, upsert
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def embed_products(store: Store, encoder: MultilingualEncoder, *, progress: bool
             vecs = encoder.encode_passages([passage for _, passage, _ in chunk])
             with store.session() as s:
                 upsert(s, Embedding, [{"product_id": pid, "model": encoder.name, "kind": MULTILINGUAL_KIND,
-                                       "source_hash": digest, "vector": vec.tobytes()}
+                                       "source_hash": digest, **pack_vector(vec)}
                                       for (pid, _, digest), vec in zip(chunk, vecs)])
             bar.update(len(chunk))
     return len(todo)
@@ -70,12 +70,12 @@ def multilingual_matrix(store: Store, encoder: MultilingualEncoder, keys: np.nda
     """The multilingual vectors of `keys` (product keys) in that order, or None when one of them has none (its
     passage could not be stored: the version is then published without the kind, and says so in the log)."""
     with store.session() as s:
-        by_key = dict(s.execute(select(Product.key, Embedding.vector).join(Embedding, Embedding.product_id ==
-                                                                           Product.id)
-                                .where(Embedding.model == encoder.name, Embedding.kind == MULTILINGUAL_KIND)).all())
+        by_key = {key: unpack_vector(blob, dtype) for key, blob, dtype in s.execute(
+            select(Product.key, Embedding.vector, Embedding.dtype).join(Embedding, Embedding.product_id == Product.id)
+            .where(Embedding.model == encoder.name, Embedding.kind == MULTILINGUAL_KIND))}
     missing = [int(k) for k in keys if int(k) not in by_key]
     if missing:
         log.warning("%d products have no multilingual vector under %s: publishing without them",
                     len(missing), encoder.name)
         return None
-    return np.frombuffer(b"".join(by_key[int(k)] for k in keys), dtype=np.float32).reshape(-1, encoder.dim)
+    return np.stack([by_key[int(k)] for k in keys]).reshape(-1, encoder.dim)

@@ -13,6 +13,13 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Self
 
 
+def category_leaf(category: str | None) -> str | None:
+    """The deepest level of a category path ("Apparel > Topwear > Tshirts" -> "Tshirts")."""
+    if not category:
+        return None
+    return category.split(">")[-1].strip() or None
+
+
 @dataclass(frozen=True)
 class ProductSummary:
     """A product as a result card shows it and filters see it."""
@@ -29,9 +36,7 @@ class ProductSummary:
     @property
     def category_leaf(self) -> str | None:
         """The deepest category level ("Tshirts"): the product's type, for facets, suggestions and copy."""
-        if not self.category:
-            return None
-        return self.category.split(">")[-1].strip() or None
+        return category_leaf(self.category)
 
     @classmethod
     def from_record(cls, record: object, **values: Any) -> Self:

@@ -21,19 +21,21 @@ from sqlalchemy.orm import Session
 from indexer.calibration import MULTILINGUAL_FLOOR_PERCENTILE, score_floors
 from indexer.config import MULTILINGUAL_KIND, VECTOR_KINDS, Settings
 from indexer.errors import NoIndex
+from indexer.facts import FACTS, read_facts
 from indexer.lexical import build_lexical, product_document
 from indexer.locking import run_lock
 from indexer.multilingual import embed_products, multilingual_matrix
 from indexer.reading.stored import printed_lines
-from indexer.store import CopyVersion, Embedding, ImageText, IndexVersion, Product, Store, open_store
-from indexer.vectors import (IndexPlan, build_index, choose_index_type, current_version, publish_version,
-                             read_manifest, recall_at_k, write_index)
+from indexer.store import CopyVersion, Embedding, ImageText, IndexVersion, Product, Store, open_store, unpack_vector
+from indexer.vectors import (CompressedIndex, IndexPlan, build_index, choose_index_type, current_version,
+                             publish_version, read_manifest, recall_at_k, write_index)
 
 if TYPE_CHECKING:
     from indexer.model.encoder import Encoder
     from indexer.model.multilingual import MultilingualEncoder
 
 log = logging.getLogger(__name__)
+STREAM_ROWS = 10_000  # vectors read from the database a batch at a time
 
 
 def _fingerprint(session: Session, model: str) -> str:
@@ -51,21 +53,35 @@ def _fingerprint(session: Session, model: str) -> str:
     return digest.hexdigest()
 
 
-def _load_vectors(session: Session, model: str, dim: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Keys of active products that have all three vectors, and each kind's matrix in key order."""
-    by_kind: dict[str, dict[int, bytes]] = {kind: {} for kind in VECTOR_KINDS}
-    for key, kind, vec in session.execute(
-            select(Product.key, Embedding.kind, Embedding.vector).join(Embedding, Embedding.product_id == Product.id)
-            .where(Product.status == "active", Embedding.model == model)):
-        by_kind[kind][key] = vec
-    keys = sorted(set.intersection(*(set(v) for v in by_kind.values())))
+def _indexed_keys(session: Session, model: str) -> np.ndarray:
+    """Keys (ascending) of the active products that have every kind of vector under `model`."""
+    keys = np.fromiter(session.scalars(
+        select(Product.key).join(Embedding, Embedding.product_id == Product.id)
+        .where(Product.status == "active", Embedding.model == model, Embedding.kind.in_(VECTOR_KINDS))
+        .group_by(Product.key).having(func.count() == len(VECTOR_KINDS)).order_by(Product.key)), dtype=np.int64)
     missing = session.scalar(select(func.count()).select_from(Product).where(Product.status == "active")) - len(keys)
     if missing:
         log.warning("%d active products have no vectors for model %s (their rows were rejected this run); "
                     "they are left out of the index", missing, model)
-    matrices = {kind: np.frombuffer(b"".join(by_kind[kind][k] for k in keys), dtype=np.float32).reshape(-1, dim)
-                for kind in VECTOR_KINDS}
-    return np.asarray(keys, dtype=np.int64), matrices
+    return keys
+
+
+def _stream_vectors(session: Session, model: str, kind: str, keys: np.ndarray, dim: int, path: Path) -> np.ndarray:
+    """One kind's vectors in `keys` order, written as float16 into a memory-mapped `.npy` at `path` while they
+    are read (a million products' vectors never sit in memory as rows or float32)."""
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float16, shape=(len(keys), dim))
+    rows = session.execute(
+        select(Product.key, Embedding.vector, Embedding.dtype).join(Embedding, Embedding.product_id == Product.id)
+        .where(Product.status == "active", Embedding.model == model, Embedding.kind == kind)
+        .order_by(Product.key).execution_options(yield_per=STREAM_ROWS))
+    for batch in rows.partitions():
+        at = np.searchsorted(keys, np.fromiter((r.key for r in batch), dtype=np.int64, count=len(batch)))
+        at = np.minimum(at, max(len(keys) - 1, 0))
+        for pos, (key, blob, dtype) in zip(at, batch):
+            if len(keys) and keys[pos] == key:
+                out[pos] = unpack_vector(blob, dtype)
+    out.flush()
+    return out
 
 
 def _lexical_documents(session: Session) -> tuple[list[int], list[str]]:
@@ -116,28 +132,37 @@ def publish_from_store(store: Store, index_dir: Path, encoder: Encoder, memory_b
     if multilingual is not None:
         embed_products(store, multilingual, progress=progress)
     with store.session() as s:
-        keys, matrices = _load_vectors(s, model, dim)
+        keys = _indexed_keys(s, model)
         lex_keys, documents = _lexical_documents(s)
     extra = multilingual_matrix(store, multilingual, keys) if multilingual is not None else None
     fingerprint = _with_model(base, multilingual if extra is not None else None)  # what this version holds
 
     def write(staging: Path) -> dict:
         started = time.monotonic()
-        plan = choose_index_type(len(keys), dim, memory_budget_mb * (1 << 20) // len(VECTOR_KINDS))
+        np.save(staging / "keys.npy", keys)
+        shares = len(VECTOR_KINDS) + (extra is not None)  # the budget is for every kind the version holds
         kinds, indexes = {}, {}
         for kind in VECTOR_KINDS:
-            kinds[kind], indexes[kind] = _write_kind(staging, kind, matrices[kind], keys, plan)
+            plan = choose_index_type(len(keys), dim, memory_budget_mb << 20, shares=shares)
+            with store.session() as s:
+                vectors = _stream_vectors(s, model, kind, keys, dim, staging / f"{kind}.f16.npy")
+            kinds[kind], indexes[kind] = _write_kind(staging, kind, vectors, keys, plan)
+            if plan.type != "ivf":  # these keep the vectors themselves
+                del vectors
+                (staging / f"{kind}.f16.npy").unlink()
         floors = score_floors(encoder.encode_texts, indexes)
         if extra is not None:  # its own dimension, so its own index choice
-            own = choose_index_type(len(keys), multilingual.dim, memory_budget_mb * (1 << 20) // len(VECTOR_KINDS))
+            own = choose_index_type(len(keys), multilingual.dim, memory_budget_mb << 20, shares=shares)
             kinds[MULTILINGUAL_KIND], index = _write_kind(staging, MULTILINGUAL_KIND, extra, keys, own)
             kinds[MULTILINGUAL_KIND].update(model=multilingual.name, dim=multilingual.dim)
             floors.update(score_floors(multilingual.encode_queries, {MULTILINGUAL_KIND: index},
                                        percentile=MULTILINGUAL_FLOOR_PERCENTILE))
         lexical = build_lexical(lex_keys, documents, staging / "lexical")
-        return {"model": model, "dim": dim, "count": int(len(keys)), "kinds": kinds, "lexical": "lexical/",
-                "score_floors": floors,
-                "lexical_documents": lexical["documents"], "plan": plan.reason, "fingerprint": fingerprint,
+        with store.session() as s:
+            read_facts(s).save(staging / FACTS)
+        return {"model": model, "dim": dim, "count": int(len(keys)), "keys": "keys.npy", "kinds": kinds,
+                "lexical": "lexical/", "facts": f"{FACTS}/", "score_floors": floors,
+                "lexical_documents": lexical["documents"], "plan": kinds["fused"]["plan"], "fingerprint": fingerprint,
                 "seconds": round(time.monotonic() - started, 2)}
 
     name, manifest = publish_version(index_dir, write)
@@ -154,13 +179,22 @@ def _with_model(fingerprint: str, multilingual: MultilingualEncoder | None) -> s
 
 
 def _write_kind(staging: Path, kind: str, vectors: np.ndarray, keys: np.ndarray,
-                plan: IndexPlan) -> tuple[dict, faiss.Index]:
-    """One kind's FAISS file in `staging`; (its manifest entry, the index)."""
-    index = build_index(vectors, keys, plan)
-    write_index(index, staging / f"{kind}.faiss")
+                plan: IndexPlan) -> tuple[dict, faiss.Index | CompressedIndex]:
+    """One kind's index files in `staging`; (its manifest entry, the index). `vectors` may be a float16 memory map
+    (a compressed index keeps it as its re-rank store)."""
+    if plan.type == "ivf":
+        index = build_index(vectors, keys, plan)
+        files, truth = index.save(staging, kind), vectors
+    else:
+        truth = np.asarray(vectors, dtype=np.float32)
+        index = build_index(truth, keys, plan)
+        write_index(index, staging / f"{kind}.faiss")
+        files = {"file": f"{kind}.faiss"}
     # An exact index is its own ground truth; approximate ones are measured against exact search.
-    recall = 1.0 if plan.type == "flat" else round(recall_at_k(index, vectors, keys), 4)
-    return {"file": f"{kind}.faiss", "type": plan.type, "params": plan.params, "recall_at_10_vs_exact": recall}, index
+    recall = 1.0 if plan.type == "flat" else round(recall_at_k(index, truth, keys), 4)
+    log.info("%s vectors: %s index, recall@10 %.4f vs exact", kind, plan.type, recall)
+    return {**files, "type": plan.type, "params": plan.params, "recall_at_10_vs_exact": recall, "plan": plan.reason,
+            "memory_bytes": plan.memory_bytes}, index
 
 
 def republish(settings: Settings) -> tuple[str, bool]:

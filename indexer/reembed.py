@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
 from PIL import Image
 from sqlalchemy import func, select
 from tqdm import tqdm
@@ -21,7 +20,7 @@ from indexer.errors import BadImage
 from indexer.images import ImageResolver, decode_image
 from indexer.ingest import fused_source
 from indexer.model.encoder import Encoder
-from indexer.store import Embedding, Product, Store, upsert
+from indexer.store import Embedding, Product, Store, pack_vector, upsert
 from indexer.vectors import fuse_vectors
 
 log = logging.getLogger(__name__)
@@ -92,6 +91,6 @@ def _store_vectors(session, encoder: Encoder, good: list) -> int:
         for kind, vec, source in (("image", image[i], p.image_hash), ("text", text[i], p.text_hash),
                                   ("fused", fused[i], fused_source(p.image_hash, p.text_hash))):
             embeddings.append({"product_id": p.id, "model": encoder.name, "kind": kind, "source_hash": source,
-                               "vector": np.asarray(vec, dtype=np.float32).tobytes()})
+                               **pack_vector(vec)})
     upsert(session, Embedding, embeddings)
     return len(products)

@@ -21,7 +21,7 @@ from typing import Callable
 import faiss
 import numpy as np
 
-from indexer.errors import NoIndex, NotFound
+from indexer.errors import BudgetTooSmall, NoIndex, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +37,7 @@ EXACT_MAX_BYTES = 32 << 20
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 96
-IVF_NPROBE = 16
 RECALL_QUERIES = 1000
-IVFPQ_MIN_VECTORS = 39 * 256  # FAISS trains 256 centroids per PQ sub-quantizer on >= 39 points each
 # The fused product vector: image and text vectors of one product live in the same space, so their normalised
 # blend is a product vector that matches both kinds of query. Search fuses combined queries with the same weight.
 FUSED_IMAGE_WEIGHT = 0.5
@@ -47,46 +45,197 @@ FUSED_IMAGE_WEIGHT = 0.5
 
 @dataclass(frozen=True)
 class IndexPlan:
-    """Which FAISS index to build and with what parameters; `reason` is recorded in the manifest."""
+    """Which index to build and with what parameters; `reason` is recorded in the manifest."""
 
-    type: str  # "flat" | "hnsw" | "ivfpq"
+    type: str  # "flat" | "hnsw" | "ivf" (IVF over SQ8 or PQ codes of projected vectors, re-ranked exactly)
     params: dict = field(default_factory=dict)
     reason: str = ""
+    memory_bytes: int = 0  # what one serving worker holds for this kind (a memory-mapped re-rank store aside)
 
 
-def _divisor_at_most(dim: int, target: int) -> int:
-    return max(d for d in range(1, target + 1) if dim % d == 0)
+# Compressed plans, best first: (codec, served dimensions, PQ bytes). The served dimension is a learned projection
+# (the top eigenvectors of the vectors' second moment, fitted at publish on a sample), the codes are SQ8 (a byte a
+# dimension) or PQ; the top `RERANK` candidates are then scored exactly on the float16 vectors, memory-mapped.
+COMPRESSED = (("sq8", 512, 0), ("sq8", 384, 0), ("sq8", 256, 0), ("sq8", 128, 0), ("pq", 128, 32), ("pq", 128, 16),
+              ("pq", 128, 8))
+COMPRESS_MIN_VECTORS = 256  # IVF trains on >= 39 points a list (at least 6 lists here)
+PQ_MIN_VECTORS = 39 * 256  # PQ trains 256 centroids per sub-quantizer on >= 39 points each
+RERANK = 200
+PROJECTION_SAMPLE = 50_000
+IVF_NPROBE = 48
 
 
-def choose_index_type(n_vectors: int, dim: int, memory_budget_bytes: int, *,
+def _ivf_lists(n_vectors: int) -> int:
+    return int(min(65536, max(16, 4 * np.sqrt(n_vectors)), max(1, n_vectors // 39)))
+
+
+def _compressed_bytes(n_vectors: int, dim: int, codec: str, served: int, pq_m: int) -> int:
+    code = served if codec == "sq8" else pq_m
+    projection = 0 if served == dim else dim * served * 4
+    return n_vectors * (code + 8) + _ivf_lists(n_vectors) * served * 4 + projection
+
+
+def _mb(n_bytes: int) -> int:
+    return -(-n_bytes // (1 << 20))
+
+
+def choose_index_type(n_vectors: int, dim: int, memory_budget_bytes: int, *, shares: int = 1,
                       exact_max_bytes: int = EXACT_MAX_BYTES) -> IndexPlan:
-    """Pick the index for `n_vectors` of `dim` within a memory budget; a pure function, so it is easy to test.
+    """Pick one kind's index for `n_vectors` of `dim` when `shares` kinds split `memory_budget_bytes`; a pure
+    function, so it is easy to test. Raises BudgetTooSmall, naming the smallest budget that works.
 
-    flat (exact) while a query's scan of the raw vectors stays under `exact_max_bytes` and they fit the budget;
-    HNSW above that while raw vectors plus its graph fit the budget (best recall/latency of the approximate ones);
-    otherwise IVF-PQ, which compresses each vector to `pq_m` bytes (its recall is measured and recorded like the
-    others').
+    flat (exact) while a query's scan of the raw vectors stays under `exact_max_bytes` and they fit; HNSW over the
+    raw vectors while they and its graph fit (best recall and latency); otherwise the first compressed plan that
+    fits (`COMPRESSED`): IVF over SQ8/PQ codes of projected vectors, the top candidates re-ranked exactly.
     """
+    budget = memory_budget_bytes // max(1, shares)
     flat_bytes = n_vectors * dim * 4
-    if flat_bytes <= exact_max_bytes and flat_bytes <= memory_budget_bytes:
-        return IndexPlan("flat", {}, f"{n_vectors} x {dim} float32 = {flat_bytes >> 20} MB <= "
-                                     f"{exact_max_bytes >> 20} MB a query scans: exact search")
+    if flat_bytes <= exact_max_bytes and flat_bytes <= budget:
+        return IndexPlan("flat", {}, f"{n_vectors} x {dim} float32 = {_mb(flat_bytes)} MB <= "
+                                     f"{exact_max_bytes >> 20} MB a query scans: exact search", flat_bytes)
     hnsw_bytes = flat_bytes + n_vectors * HNSW_M * 2 * 4
-    if hnsw_bytes <= memory_budget_bytes:
+    if hnsw_bytes <= budget:
         return IndexPlan("hnsw", {"M": HNSW_M, "efConstruction": HNSW_EF_CONSTRUCTION, "efSearch": HNSW_EF_SEARCH},
-                         f"{flat_bytes >> 20} MB of vectors > {exact_max_bytes >> 20} MB for exact search, "
-                         f"HNSW needs {hnsw_bytes >> 20} MB <= budget")
-    if n_vectors < IVFPQ_MIN_VECTORS:
-        return IndexPlan("flat", {}, f"over budget, but {n_vectors} vectors are too few to train IVF-PQ: exact")
-    nlist = int(min(65536, max(16, 4 * np.sqrt(n_vectors))))
-    nlist = min(nlist, max(1, n_vectors // 39))  # FAISS wants >= 39 training points per centroid
-    pq_m = _divisor_at_most(dim, max(1, dim // 4))  # 4 dims per byte: 16x smaller than float32
-    return IndexPlan("ivfpq", {"nlist": nlist, "pq_m": pq_m, "nbits": 8, "nprobe": IVF_NPROBE},
-                     f"HNSW would need {hnsw_bytes >> 20} MB > budget {memory_budget_bytes >> 20} MB")
+                         f"{_mb(flat_bytes)} MB of vectors > {exact_max_bytes >> 20} MB for exact search, "
+                         f"HNSW needs {_mb(hnsw_bytes)} MB <= {_mb(budget)} MB a kind", hnsw_bytes)
+    if n_vectors < COMPRESS_MIN_VECTORS:
+        raise BudgetTooSmall(f"index memory budget {_mb(memory_budget_bytes)} MB is too small: {n_vectors} vectors "
+                             f"are too few to train a compressed index, exact search needs "
+                             f"{_mb(min(flat_bytes, hnsw_bytes) * shares)} MB",
+                             hint=f"Set SHOPLENS_INDEX_MEMORY_BUDGET_MB to at least "
+                                  f"{_mb(flat_bytes * shares)}.")
+    lists = _ivf_lists(n_vectors)
+    for codec, served, pq_m in COMPRESSED:
+        served = min(served, dim)
+        if codec == "pq" and (served % pq_m or n_vectors < PQ_MIN_VECTORS):
+            continue
+        need = _compressed_bytes(n_vectors, dim, codec, served, pq_m)
+        if need <= budget:
+            code = f"SQ8 ({served} B)" if codec == "sq8" else f"PQ{pq_m} ({pq_m} B)"
+            return IndexPlan("ivf", {"codec": codec, "dim": served, "pq_m": pq_m, "nlist": lists,
+                                     "nprobe": IVF_NPROBE, "rerank": RERANK},
+                             f"HNSW would need {_mb(hnsw_bytes)} MB > {_mb(budget)} MB a kind: {dim}-d projected to "
+                             f"{served}, {code} codes a vector in IVF{lists} = {_mb(need)} MB, top {RERANK} "
+                             f"re-ranked on memory-mapped float16 vectors", need)
+    smallest = min(_compressed_bytes(n_vectors, dim, c, min(d, dim), m) for c, d, m in COMPRESSED
+                   if c == "sq8" or (min(d, dim) % m == 0 and n_vectors >= PQ_MIN_VECTORS))
+    raise BudgetTooSmall(f"index memory budget {_mb(memory_budget_bytes)} MB is too small for {n_vectors} vectors "
+                         f"of {dim} dimensions in {shares} kind(s)",
+                         hint=f"Set SHOPLENS_INDEX_MEMORY_BUDGET_MB to at least {_mb(smallest * shares)}.")
 
 
-def build_index(vectors: np.ndarray, keys: np.ndarray, plan: IndexPlan) -> faiss.Index:
-    """A FAISS inner-product index over L2-normalised `vectors` with ids `keys`."""
+def fit_projection(sample: np.ndarray, served: int) -> np.ndarray:
+    """(dim, served) float32: the top eigenvectors of the sample's second moment. Not centred, so inner products
+    of projected vectors approximate the original cosines (a centred PCA would add a term that depends on the
+    product and reorder them)."""
+    x = np.asarray(sample, dtype=np.float64)
+    values, vectors = np.linalg.eigh(x.T @ x / max(1, len(x)))
+    return np.ascontiguousarray(vectors[:, np.argsort(-values)[:served]], dtype=np.float32)
+
+
+def _rows(vectors: np.ndarray, start: int, stop: int) -> np.ndarray:
+    return np.ascontiguousarray(vectors[start:stop], dtype=np.float32)
+
+
+CHUNK = 65_536
+
+
+class CompressedIndex:
+    """IVF over SQ8/PQ codes of projected vectors, the top candidates re-ranked on the float16 vectors (a memory-
+    mapped `.npy` when loaded: only the rows a query re-ranks are read). Offers what search uses of a FAISS index:
+    `ntotal`, `d`, `search`, `reconstruct_batch`, `reconstruct_n`."""
+
+    def __init__(self, coarse: faiss.Index, projection: np.ndarray | None, store: np.ndarray, keys: np.ndarray,
+                 params: dict) -> None:
+        self.coarse, self.projection, self.store, self.params = coarse, projection, store, params
+        self.keys = np.asarray(keys, dtype=np.int64)  # ascending: a key's row is its position
+        self.ntotal, self.d = int(store.shape[0]), int(store.shape[1])
+        self.coarse.nprobe = params.get("nprobe", IVF_NPROBE)
+
+    @classmethod
+    def build(cls, vectors: np.ndarray, keys: np.ndarray, plan: IndexPlan, seed: int = 0) -> "CompressedIndex":
+        """Fit the projection and the codes on a sample of `vectors` (float16 or float32, rows in `keys` order,
+        keys ascending), then add every vector a chunk at a time."""
+        p = plan.params
+        n, dim = vectors.shape
+        rng = np.random.default_rng(seed)
+        sample = _rows(vectors[np.sort(rng.choice(n, size=min(n, PROJECTION_SAMPLE), replace=False))], 0, None)
+        projection = fit_projection(sample, p["dim"]) if p["dim"] < dim else None
+        codec = "SQ8" if p["codec"] == "sq8" else f"PQ{p['pq_m']}"
+        coarse = faiss.index_factory(p["dim"], f"IVF{p['nlist']},{codec}", faiss.METRIC_INNER_PRODUCT)
+        coarse.train(sample if projection is None else sample @ projection)
+        for start in range(0, n, CHUNK):
+            chunk = _rows(vectors, start, start + CHUNK)
+            coarse.add_with_ids(chunk if projection is None else chunk @ projection, keys[start:start + CHUNK])
+        return cls(coarse, projection, vectors, keys, p)
+
+    def save(self, folder: Path, kind: str) -> dict:
+        """Write the codes, projection and float16 store under `folder`; the manifest entries naming them."""
+        files = {"file": f"{kind}.faiss", "store": f"{kind}.f16.npy"}
+        faiss.write_index(self.coarse, str(folder / files["file"]))
+        if self.projection is not None:
+            files["projection"] = f"{kind}.projection.npy"
+            np.save(folder / files["projection"], self.projection)
+        target = folder / files["store"]
+        if Path(getattr(self.store, "filename", "") or "") != target:
+            out = np.lib.format.open_memmap(target, mode="w+", dtype=np.float16, shape=self.store.shape)
+            for start in range(0, self.ntotal, CHUNK):
+                out[start:start + CHUNK] = self.store[start:start + CHUNK]
+            out.flush()
+            del out
+        return files
+
+    @classmethod
+    def load(cls, folder: Path, spec: dict, keys: np.ndarray) -> "CompressedIndex":
+        coarse = load_index(folder / spec["file"])
+        projection = np.load(folder / spec["projection"]) if spec.get("projection") else None
+        store = np.load(folder / spec["store"], mmap_mode="r")
+        return cls(coarse, projection, store, keys, spec.get("params", {}))
+
+    def _row_of(self, keys: np.ndarray) -> np.ndarray:
+        keys = np.asarray(keys, dtype=np.int64)
+        rows = np.minimum(np.searchsorted(self.keys, keys), max(self.ntotal - 1, 0))
+        if len(keys) and (self.ntotal == 0 or not np.array_equal(self.keys[rows], keys)):
+            raise RuntimeError("a key is not in this index")
+        return rows
+
+    def reconstruct_batch(self, keys: np.ndarray) -> np.ndarray:
+        rows = self._row_of(keys)
+        order = np.argsort(rows)  # sorted reads of the memory map
+        out = np.empty((len(rows), self.d), dtype=np.float32)
+        out[order] = self.store[rows[order]]
+        return out
+
+    def reconstruct_n(self, start: int, n: int) -> np.ndarray:
+        return _rows(self.store, start, start + n)
+
+    def search(self, queries: np.ndarray, k: int, *, allowed: np.ndarray | None = None,
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, keys) of the top `k` by exact cosine among the coarse search's top candidates."""
+        queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
+        fetch = max(k, self.params.get("rerank", RERANK))
+        projected = queries if self.projection is None else queries @ self.projection
+        params = None
+        if allowed is not None:
+            selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
+            params = faiss.SearchParametersIVF(sel=selector, nprobe=max(self.coarse.nprobe, 64))
+        _, candidates = self.coarse.search(projected, fetch, params=params)
+        scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
+        keys = np.full((len(queries), k), -1, dtype=np.int64)
+        for i, found in enumerate(candidates):
+            found = found[found >= 0]
+            if not len(found):
+                continue
+            exact = self.reconstruct_batch(found) @ queries[i]
+            top = np.argsort(-exact)[:k]
+            scores[i, :len(top)], keys[i, :len(top)] = exact[top], found[top]
+        return scores, keys
+
+
+def build_index(vectors: np.ndarray, keys: np.ndarray, plan: IndexPlan) -> faiss.Index | CompressedIndex:
+    """An inner-product index over L2-normalised `vectors` with ids `keys` (ascending for a compressed plan)."""
+    if plan.type == "ivf":
+        return CompressedIndex.build(vectors, np.asarray(keys, dtype=np.int64), plan)
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     keys = np.ascontiguousarray(keys, dtype=np.int64)
     dim = vectors.shape[1]
@@ -96,11 +245,6 @@ def build_index(vectors: np.ndarray, keys: np.ndarray, plan: IndexPlan) -> faiss
         inner = faiss.IndexHNSWFlat(dim, plan.params["M"], faiss.METRIC_INNER_PRODUCT)
         inner.hnsw.efConstruction = plan.params["efConstruction"]
         index = faiss.IndexIDMap2(inner)
-    elif plan.type == "ivfpq":
-        quantizer = faiss.IndexFlatIP(dim)
-        index = faiss.IndexIVFPQ(quantizer, dim, plan.params["nlist"], plan.params["pq_m"], plan.params["nbits"],
-                                 faiss.METRIC_INNER_PRODUCT)
-        index.train(vectors)
     else:
         raise ValueError(f"unknown index type {plan.type!r}")
     if len(vectors):
@@ -129,7 +273,21 @@ def apply_search_params(index: faiss.Index, params: dict) -> None:
         inner.nprobe = params["nprobe"]
 
 
-def recall_at_k(index: faiss.Index, vectors: np.ndarray, keys: np.ndarray, k: int = 10,
+def exact_top_k(vectors: np.ndarray, keys: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+    """Keys of each query's exact top `k` by inner product, scanning `vectors` (float16 or float32, possibly a
+    memory map) a chunk at a time, so ground truth for a million vectors never needs them all as float32."""
+    best_s = np.full((len(queries), 0), -np.inf, dtype=np.float32)
+    best_k = np.zeros((len(queries), 0), dtype=np.int64)
+    for start in range(0, len(vectors), CHUNK):
+        scores = queries @ _rows(vectors, start, start + CHUNK).T
+        best_s = np.concatenate([best_s, scores], axis=1)
+        best_k = np.concatenate([best_k, np.broadcast_to(keys[start:start + CHUNK], scores.shape)], axis=1)
+        top = np.argpartition(-best_s, min(k, best_s.shape[1] - 1), axis=1)[:, :k]
+        best_s, best_k = np.take_along_axis(best_s, top, 1), np.take_along_axis(best_k, top, 1)
+    return best_k
+
+
+def recall_at_k(index: faiss.Index | CompressedIndex, vectors: np.ndarray, keys: np.ndarray, k: int = 10,
                 n_queries: int = RECALL_QUERIES, seed: int = 0) -> float:
     """Recall@k of `index` against exact search, with a sample of the indexed vectors as queries."""
     n = len(vectors)
@@ -137,12 +295,9 @@ def recall_at_k(index: faiss.Index, vectors: np.ndarray, keys: np.ndarray, k: in
         return 1.0
     k = min(k, n)
     rng = np.random.default_rng(seed)
-    rows = rng.choice(n, size=min(n_queries, n), replace=False)
-    queries = np.ascontiguousarray(vectors[rows], dtype=np.float32)
-    exact = faiss.IndexFlatIP(vectors.shape[1])
-    exact.add(np.ascontiguousarray(vectors, dtype=np.float32))
-    _, truth = exact.search(queries, k)
-    truth = np.asarray(keys)[truth]  # `exact` returns row positions, `index` returns keys
+    rows = np.sort(rng.choice(n, size=min(n_queries, n), replace=False))
+    queries = _rows(vectors[rows], 0, None)
+    truth = exact_top_k(vectors, np.asarray(keys, dtype=np.int64), queries, k)
     _, found = index.search(queries, k)
     return float(np.mean([len(set(t) & set(f)) / k for t, f in zip(truth, found)]))
 
@@ -263,18 +418,22 @@ class LoadedVersion:
         self.path = path
         self.manifest = json.loads((path / "manifest.json").read_text())
         self.name: str = self.manifest["name"]
-        self._indexes: dict[str, faiss.Index] = {}
+        self._indexes: dict[str, faiss.Index | CompressedIndex] = {}
         self._lexical = None
         self._lock = threading.Lock()
 
-    def index(self, kind: str) -> faiss.Index:
+    def index(self, kind: str) -> faiss.Index | CompressedIndex:
         if kind not in self.manifest["kinds"]:
             raise NotFound(f"index version {self.name} has no {kind!r} vectors",
                            hint=f"Kinds: {', '.join(self.manifest['kinds'])}.")
         with self._lock:
             if kind not in self._indexes:
                 spec = self.manifest["kinds"][kind]
-                self._indexes[kind] = load_index(self.path / spec["file"], spec.get("params"))
+                if spec["type"] == "ivf":
+                    keys = np.load(self.path / self.manifest["keys"], mmap_mode="r")
+                    self._indexes[kind] = CompressedIndex.load(self.path, spec, keys)
+                else:
+                    self._indexes[kind] = load_index(self.path / spec["file"], spec.get("params"))
             return self._indexes[kind]
 
     def search(self, kind: str, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -70,7 +70,7 @@ class SearchEngine:
         if state is None or state.version is not version:
             with self._lock:
                 if self._state is None or self._state.version is not version:
-                    self._state = IndexState(version, ProductTable.load(self.store), self.store)
+                    self._state = IndexState(version, ProductTable.load(self.store, version.path), self.store)
                 state = self._state
         return state
 

@@ -26,11 +26,12 @@ class PrintedIndex:
 
     @classmethod
     def load(cls, store: Store, table: ProductTable) -> "PrintedIndex":
+        products = list(table.products)  # cards made once, for this build only
         with store.session() as session:
-            by_hash = printed_lines(session, (p.image_hash for p in table.products))
-        lines = {p.key: by_hash[p.image_hash] for p in table.products if p.image_hash in by_hash}
-        printed = [" ".join(lines.get(p.key, ())) for p in table.products]
-        titled = [" ".join(filter(None, (p.title, p.brand, text))) for p, text in zip(table.products, printed)]
+            by_hash = printed_lines(session, (p.image_hash for p in products))
+        lines = {p.key: by_hash[p.image_hash] for p in products if p.image_hash in by_hash}
+        printed = [" ".join(lines.get(p.key, ())) for p in products]
+        titled = [" ".join(filter(None, (p.title, p.brand, text))) for p, text in zip(products, printed)]
         return cls(table.keys, lines, TrigramIndex(titled), TrigramIndex(printed))
 
     @property

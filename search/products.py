@@ -1,20 +1,23 @@
-"""An in-memory table of the active products' facts that search filters, facets and renders on.
+"""The active products' facts that search filters, facets and renders on.
 
-Loaded once per index version from the store (about 1 s for 44k products); filters become numpy masks over
-per-field category codes, so a filter costs microseconds per distinct value instead of a SQL query per request.
+Columns written with each index version (`indexer.facts`) and memory-mapped, so a worker holds no Python object
+per product; filters become numpy masks over per-field codes (microseconds per distinct value), facets numpy
+counts over the hits' rows, and a result card is made from the columns when a page shows it.
 """
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, fields
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 
 import numpy as np
-from sqlalchemy import select
 
+from indexer.facts import FACTS, FactColumns, read_facts
 from indexer.product import ProductSummary
-from indexer.store import Product, Store
+from indexer.store import Store
 from search.filters import TEXT_FIELDS, Filters, category_matches
 
 log = logging.getLogger(__name__)
@@ -41,12 +44,11 @@ class ProductCard(ProductSummary):
 class _Codes:
     """Category codes for one text field: the distinct values and each product's code (-1 for none)."""
 
-    def __init__(self, values: Sequence[str | None]) -> None:
-        self.distinct: list[str] = sorted({v for v in values if v})
-        index = {v: i for i, v in enumerate(self.distinct)}
-        self.codes = np.array([index.get(v, -1) if v else -1 for v in values], dtype=np.int32)
+    def __init__(self, distinct: Sequence[str], codes: np.ndarray) -> None:
+        self.distinct, self.codes = list(distinct), codes
 
     def mask(self, wanted: Iterable[str], *, category: bool = False) -> np.ndarray:
+        """Work over the distinct values (a few thousand at most), then one numpy pass over the codes."""
         wanted = list(wanted)
         if category:
             hits = [i for i, v in enumerate(self.distinct) if any(category_matches(v, w) for w in wanted)]
@@ -56,38 +58,90 @@ class _Codes:
         return np.isin(self.codes, np.array(hits, dtype=np.int32))
 
 
-class ProductTable:
-    """Facts of every active product, by key and by id, with filter masks and facet counts."""
+class _Cards(Mapping):
+    """Cards by key or by id, made from the columns on lookup (no object per product is kept)."""
 
-    def __init__(self, products: Sequence[ProductCard]) -> None:
-        self.products = list(products)
-        self.by_key = {p.key: p for p in self.products}
-        self.by_id = {p.id: p for p in self.products}
-        self.keys = np.array([p.key for p in self.products], dtype=np.int64)
-        self._row = {p.key: i for i, p in enumerate(self.products)}
-        self.prices = np.array([np.nan if p.price is None else p.price for p in self.products], dtype=np.float64)
-        self._codes = {f: _Codes([getattr(p, f) for p in self.products]) for f in TEXT_FIELDS}
-        self._facet_codes = {"brand": self._codes["brand"], "gender": self._codes["gender"],
-                             "colour": self._codes["colour"],
-                             "category": _Codes([p.category_leaf for p in self.products])}
+    def __init__(self, table: "ProductTable", row_of: Callable[[object], int | None]) -> None:
+        self._table, self._row_of = table, row_of
+
+    def __getitem__(self, k: object) -> ProductCard:
+        row = self._row_of(k)
+        if row is None:
+            raise KeyError(k)
+        return self._table.card(row)
+
+    def __contains__(self, k: object) -> bool:
+        return self._row_of(k) is not None
+
+    def __iter__(self) -> Iterator:
+        raise TypeError("iterate ProductTable.products instead")
 
     def __len__(self) -> int:
-        return len(self.products)
+        return len(self._table)
+
+
+class ProductTable:
+    """Facts of every active product (`indexer.facts.FactColumns`, memory-mapped when the version has them), with
+    filter masks, facet counts and cards by key or id."""
+
+    def __init__(self, columns: FactColumns) -> None:
+        self.columns = columns
+        self.keys = columns.keys
+        self.prices = columns.price
+        self._codes = {f: _Codes(columns.distinct[f], columns.codes[f]) for f in (*TEXT_FIELDS, "category_leaf")}
+        self._facet_codes = {"brand": self._codes["brand"], "gender": self._codes["gender"],
+                             "colour": self._codes["colour"], "category": self._codes["category_leaf"]}
+        self.by_key: Mapping[int, ProductCard] = _Cards(self, lambda k: columns.row_of_key(int(k)))
+        self.by_id: Mapping[str, ProductCard] = _Cards(self, lambda i: columns.row_of_id(str(i)))
+
+    def __len__(self) -> int:
+        return len(self.columns)
 
     @classmethod
-    def load(cls, store: Store) -> "ProductTable":
-        """Read the active products' facts from the store."""
-        names = [f.name for f in fields(ProductCard) if hasattr(Product, f.name)]  # all but has_image
-        columns = [getattr(Product, name) for name in names]
-        with store.session() as session:
-            rows = session.execute(select(*columns, Product.image_ref).where(Product.status == "active")).all()
-        products = [ProductCard(**dict(zip(names, r)), has_image=bool(r.image_ref)) for r in rows]
-        log.info("loaded facts of %d active products", len(products))
-        return cls(products)
+    def from_cards(cls, products: Iterable[ProductCard]) -> "ProductTable":
+        return cls(FactColumns.from_records(products))
 
+    @classmethod
+    def load(cls, store: Store, version_path: Path | None = None) -> "ProductTable":
+        """The version's facts memory-mapped; read from the store for a version published before they existed."""
+        if version_path is not None and (version_path / FACTS).is_dir():
+            return cls(FactColumns.open(version_path / FACTS))
+        with store.session() as session:
+            columns = read_facts(session)
+        log.info("loaded facts of %d active products from the store", len(columns))
+        return cls(columns)
+
+    def card(self, row: int) -> ProductCard:
+        c = self.columns
+        price = float(c.price[row])
+        return ProductCard(key=int(c.keys[row]), id=c.string("id", row), title=c.string("title", row) or "",
+                           brand=c.coded("brand", row), category=c.coded("category", row),
+                           colour=c.coded("colour", row), gender=c.coded("gender", row),
+                           price=None if np.isnan(price) else price, currency=c.coded("currency", row),
+                           image_hash=c.string("image_hash", row), has_image=bool(c.has_image[row]))
+
+    @property
+    def products(self) -> Iterator[ProductCard]:
+        """Every product's card, made one at a time (for per-version builds, never per query)."""
+        return (self.card(row) for row in range(len(self)))
+
+    def codes(self, field: str) -> tuple[list[str], np.ndarray]:
+        """(distinct values, each product's code) of a coded field: brand, category, category_leaf, colour,
+        gender."""
+        return self._codes[field].distinct, self._codes[field].codes
+
+    def title_matches(self, pattern: re.Pattern[bytes]) -> np.ndarray:
+        """Keys of the products whose lower-cased title `pattern` matches: one regex pass over the title blob."""
+        starts = [m.start() for m in pattern.finditer(self._lower_titles)]
+        rows = np.searchsorted(self.columns.offsets["title"], np.array(starts, dtype=np.int64), side="right") - 1
+        return self.keys[np.unique(rows)]
+
+    @cached_property
+    def _lower_titles(self) -> bytes:
+        return bytes(self.columns.blobs["title"]).lower()
     def mask(self, filters: Filters) -> np.ndarray:
         """A boolean mask over `self.keys` of the products that pass `filters`."""
-        mask = np.ones(len(self.products), dtype=bool)
+        mask = np.ones(len(self), dtype=bool)
         for field in TEXT_FIELDS:
             wanted = getattr(filters, field)
             if wanted:
@@ -110,7 +164,9 @@ class ProductTable:
     def facets(self, keys: Iterable[int]) -> dict:
         """Counts per brand, category (deepest level), gender, colour and price band over `keys` (numpy counts
         over per-field codes: a facet pass over a few hundred hits costs well under a millisecond)."""
-        rows = np.fromiter((self._row[k] for k in keys if k in self._row), dtype=np.int64)
+        keys = np.fromiter(keys, dtype=np.int64)
+        rows = np.minimum(np.searchsorted(self.keys, keys), max(len(self) - 1, 0))
+        rows = rows[self.keys[rows] == keys] if len(self) else rows[:0]
         out: dict = {}
         for field, codes in self._facet_codes.items():
             present = codes.codes[rows]

@@ -16,6 +16,8 @@ from search.printed_index import PrintedIndex
 from search.products import ProductTable
 from search.suggest import Suggester
 
+MOMENT_ROWS = 20_000
+
 
 @dataclass
 class IndexState:
@@ -44,16 +46,20 @@ class IndexState:
         return Vocabulary.load(self.store, self.table)
 
     def moments(self, kind: str) -> tuple[np.ndarray, np.ndarray]:
-        """The mean and second-moment matrix of this version's `kind` vectors (read once, in chunks), so the
-        mean and spread of a query's cosines over the whole catalog cost two products, not a scan."""
+        """The mean and second-moment matrix of this version's `kind` vectors (read once, in chunks of 4,096; in a
+        catalog over MOMENT_ROWS, from evenly spread chunks that add up to about that many), so the mean and
+        spread of a query's cosines over the whole catalog cost two products, not a scan."""
         if kind not in self._moments:
             inner = self.version.index(kind)
             inner = faiss.downcast_index(inner.index) if isinstance(inner, faiss.IndexIDMap2) else inner
             total, dim = inner.ntotal, inner.d
+            stride = max(1, -(-total // MOMENT_ROWS))
             mean, second = np.zeros(dim, dtype=np.float64), np.zeros((dim, dim), dtype=np.float64)
-            for start in range(0, total, 4096):  # an index without stored vectors (IVF-PQ) raises here
+            seen = 0
+            for start in range(0, total, 4096 * stride):
                 chunk = inner.reconstruct_n(start, min(4096, total - start)).astype(np.float64)
                 mean += chunk.sum(axis=0)
                 second += chunk.T @ chunk
-            self._moments[kind] = (mean / max(total, 1), second / max(total, 1))
+                seen += len(chunk)
+            self._moments[kind] = (mean / max(seen, 1), second / max(seen, 1))
         return self._moments[kind]

@@ -5,22 +5,28 @@ from __future__ import annotations
 import bisect
 from collections import Counter
 
+import numpy as np
+
 from search.products import ProductTable
 
 
 class Suggester:
-    """Prefix lookup over catalog phrases; phrases that start with the prefix come before those with a word that does."""
+    """Prefix lookup over catalog phrases (counted with numpy over the facts' codes, never product by product);
+    phrases that start with the prefix come before those with a word that does."""
 
     def __init__(self, table: ProductTable) -> None:
         counts: Counter[str] = Counter()
-        for p in table.products:
-            leaf = p.category_leaf
-            for phrase in (p.brand, leaf,
-                           f"{p.colour} {leaf}" if p.colour and leaf else None,
-                           f"{p.brand} {leaf}" if p.brand and leaf else None,
-                           f"{p.gender} {leaf}" if p.gender and leaf else None):
-                if phrase:
-                    counts[" ".join(phrase.split())] += 1
+        leaves, leaf = table.codes("category_leaf")
+        for names, codes in (table.codes("brand"), (leaves, leaf)):  # a brand alone, a product type alone
+            values, n = np.unique(codes[codes >= 0], return_counts=True)
+            for value, count in zip(values.tolist(), n.tolist()):
+                counts[" ".join(names[value].split())] += count
+        for field in ("colour", "brand", "gender"):  # a colour, brand or gender with the type
+            names, codes = table.codes(field)
+            both = (codes >= 0) & (leaf >= 0)
+            combos, n = np.unique(codes[both].astype(np.int64) * len(leaves) + leaf[both], return_counts=True)
+            for combo, count in zip(combos.tolist(), n.tolist()):
+                counts[" ".join(f"{names[combo // len(leaves)]} {leaves[combo % len(leaves)]}".split())] += count
         self._counts = counts
         self._sorted = sorted((phrase.lower(), phrase) for phrase in counts)
         self._keys = [low for low, _ in self._sorted]

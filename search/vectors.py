@@ -6,8 +6,8 @@ import faiss
 import numpy as np
 from sqlalchemy import select
 
-from indexer.store import Embedding
-from indexer.vectors import LoadedVersion
+from indexer.store import Embedding, unpack_vector
+from indexer.vectors import CompressedIndex, LoadedVersion
 from search.query import Ranking
 from search.state import IndexState
 
@@ -33,12 +33,15 @@ def vector_search(version: LoadedVersion, kind: str, vec: np.ndarray, allowed: n
             exact = exact_among(index, query[0], np.asarray(allowed, dtype=np.int64), k)
             if exact is not None:
                 return exact
-        selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
-        scores, keys = index.search(query, min(k, len(allowed)), params=search_params(index, selector))
+        if isinstance(index, CompressedIndex):
+            scores, keys = index.search(query, min(k, len(allowed)), allowed=allowed)
+        else:
+            selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
+            scores, keys = index.search(query, min(k, len(allowed)), params=search_params(index, selector))
     return [(int(key), float(s)) for key, s in zip(keys[0], scores[0]) if key >= 0]
 
 
-def exact_among(index: faiss.Index, query: np.ndarray, allowed: np.ndarray, k: int) -> Ranking | None:
+def exact_among(index: faiss.Index | CompressedIndex, query: np.ndarray, allowed: np.ndarray, k: int) -> Ranking | None:
     """Exact top-k among a few allowed keys. A graph index searched with a narrow filter walks mostly through
     excluded nodes and can return fewer hits than exist; scoring the few allowed vectors directly is exact and,
     under EXACT_FILTERED_MAX of them, as fast. None where vectors can't be reconstructed (IVF-PQ keeps only
@@ -65,7 +68,8 @@ def search_params(index: faiss.Index, selector: faiss.IDSelector) -> faiss.Searc
 
 
 def stored_vectors(state: IndexState, kind: str, keys: list[int]) -> dict[int, np.ndarray]:
-    """Vectors of `keys` from the FAISS file (exact and HNSW indexes keep them), else from the database."""
+    """Vectors of `keys` from the index (exact and HNSW indexes keep them, a compressed one its float16 store), else
+    from the database."""
     manifest = state.version.manifest
     if kind not in manifest["kinds"]:
         return {}
@@ -77,10 +81,10 @@ def stored_vectors(state: IndexState, kind: str, keys: list[int]) -> dict[int, n
         pass
     by_key = {state.table.by_key[k].id: k for k in keys if k in state.table.by_key}
     with state.store.session() as session:
-        rows = session.execute(select(Embedding.product_id, Embedding.vector).where(
+        rows = session.execute(select(Embedding.product_id, Embedding.vector, Embedding.dtype).where(
             Embedding.product_id.in_(list(by_key)), Embedding.kind == kind,
             Embedding.model == manifest["kinds"][kind].get("model", manifest.get("model")))).all()
-    return {by_key[r.product_id]: np.frombuffer(r.vector, dtype=np.float32) for r in rows}
+    return {by_key[r.product_id]: unpack_vector(r.vector, r.dtype) for r in rows}
 
 
 def similarities(state: IndexState, kind: str, vec: np.ndarray, keys: list[int]) -> dict[int, float]:

@@ -96,7 +96,7 @@ def test_category_matches_any_level_and_partial_paths():
 
 
 def test_product_table_masks_and_facets():
-    table = ProductTable([
+    table = ProductTable.from_cards([
         facts(1, brand="Nike", category="Footwear > Shoes > Sports Shoes", colour="Black", gender="Men", price=2999),
         facts(2, brand="Puma", category="Apparel > Topwear > Tshirts", colour="Blue", gender="Men", price=799),
         facts(3, brand="nike", category="Apparel > Topwear > Tshirts", colour="Blue", gender="Women", price=None),
@@ -184,12 +184,18 @@ def test_text_floor_reads_the_floors_the_index_version_measured(tmp_path):
     assert text_floor(SearchSettings(min_text_score=0.5), version, "text") == 0.5
 
 
-def _version(folder, plan: IndexPlan, vectors: np.ndarray, keys: np.ndarray) -> LoadedVersion:
-    """A published-looking index version with one kind ("image") of `vectors`, built as `plan` says."""
+def _version(folder, plan: IndexPlan, vectors: np.ndarray, keys: np.ndarray, index=None) -> LoadedVersion:
+    """A published-looking index version with one kind ("image") of `vectors`, built as `plan` says (or `index`)."""
     folder.mkdir()
-    write_index(build_index(vectors, keys, plan), folder / "image.faiss")
-    manifest = {"name": folder.name, "model": "m", "score_floors": {"text": 0.33},
-                "kinds": {"image": {"file": "image.faiss", "type": plan.type, "params": plan.params}}}
+    index = build_index(vectors, keys, plan) if index is None else index
+    if plan.type == "ivf":
+        files = index.save(folder, "image")
+        np.save(folder / "keys.npy", keys)
+    else:
+        write_index(index, folder / "image.faiss")
+        files = {"file": "image.faiss"}
+    manifest = {"name": folder.name, "model": "m", "score_floors": {"text": 0.33}, "keys": "keys.npy",
+                "kinds": {"image": {**files, "type": plan.type, "params": plan.params}}}
     (folder / "manifest.json").write_text(json.dumps(manifest))
     return LoadedVersion(folder)
 
@@ -223,15 +229,43 @@ def test_a_narrow_filter_on_a_graph_index_is_searched_exactly(tmp_path):
     assert [k for k, _ in vector_search(flat, "image", query, None, 3)] == [k for k, _ in exact[:3]]  # no filter
 
 
+def test_a_compressed_version_is_searched_with_filters_and_re_ranked_exactly(tmp_path):
+    from indexer.vectors import choose_index_type
+
+    rng = np.random.default_rng(1)
+    centres = _unit_vectors(200, 64)
+    x = centres[rng.integers(0, 200, 12_000)] + 0.1 * rng.standard_normal((12_000, 64)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    keys = np.arange(len(x), dtype=np.int64) * 3 + 1
+    plan = choose_index_type(len(x), 64, 2 << 20, exact_max_bytes=1 << 16)
+    assert plan.type == "ivf"
+    version = _version(tmp_path / "v1", plan, x, keys)
+    index = version.index("image")
+    assert isinstance(index.store, np.memmap) and index.ntotal == len(x)
+    stored = x.astype(np.float16).astype(np.float32)
+    for allowed in (None, keys[::2], keys[::500]):  # no filter, a wide one (IVF with a selector), a narrow one
+        query = x[7]
+        pool = np.arange(len(x)) if allowed is None else (allowed - 1) // 3
+        order = pool[np.argsort(-(stored[pool] @ query))][:10]
+        found = vector_search(version, "image", query, allowed, 10)
+        assert len(set(keys[order].tolist()) & {k for k, _ in found}) >= 9
+        assert found[0][0] == keys[order[0]]
+        np.testing.assert_allclose(found[0][1], stored[order[0]] @ query, rtol=1e-5)  # exact score, not a code's
+
+
 def test_stored_vectors_come_from_the_database_when_the_index_keeps_only_codes(tmp_path):
-    from indexer.store import Embedding, Product, open_store
+    from indexer.store import Embedding, Product, open_store, pack_vector
     from search.state import IndexState
     from search.vectors import similarities, stored_vectors
 
     x = _unit_vectors(640, 16)  # 16 PQ centroids want 39 points each
     keys = np.arange(1, len(x) + 1, dtype=np.int64)
-    plan = IndexPlan("ivfpq", {"nlist": 2, "pq_m": 4, "nbits": 4, "nprobe": 2})
-    version = _version(tmp_path / "v1", plan, x, keys)
+    import faiss
+
+    ivfpq = faiss.IndexIVFPQ(faiss.IndexFlatIP(16), 16, 2, 4, 4, faiss.METRIC_INNER_PRODUCT)  # as versions before
+    ivfpq.train(x)  # the compressed plan (IVF codes re-ranked on a float16 store) were published
+    ivfpq.add_with_ids(x, keys)
+    version = _version(tmp_path / "v1", IndexPlan("ivfpq", {"nprobe": 2}), x, keys, ivfpq)
     assert exact_among(version.index("image"), x[0], keys[:5], 3) is None  # codes only: nothing to reconstruct
     store = open_store(f"sqlite:///{tmp_path / 'shoplens.db'}", migrate=True)
     with store.session() as s:
@@ -239,13 +273,12 @@ def test_stored_vectors_come_from_the_database_when_the_index_keeps_only_codes(t
             s.add(Product(id=str(key), key=int(key), title="t"))
         s.flush()
         for key in keys[:5]:
-            s.add(Embedding(product_id=str(key), model="m", kind="image", source_hash="h",
-                            vector=x[key - 1].tobytes()))
+            s.add(Embedding(product_id=str(key), model="m", kind="image", source_hash="h", **pack_vector(x[key - 1])))
             s.add(Embedding(product_id=str(key), model="older", kind="image", source_hash="h",
-                            vector=np.zeros(16, np.float32).tobytes()))
-    state = IndexState(version, ProductTable([facts(int(k)) for k in keys[:5]]), store)
+                            vector=np.zeros(16, np.float32).tobytes(), dtype="float32"))
+    state = IndexState(version, ProductTable.from_cards([facts(int(k)) for k in keys[:5]]), store)
     found = stored_vectors(state, "image", [1, 3, 99])  # 99: no such product
     assert sorted(found) == [1, 3]
-    np.testing.assert_array_equal(found[3], x[2])  # this version's model's vector, not the older one
-    assert similarities(state, "image", x[0], [1, 2]) == pytest.approx({1: 1.0, 2: float(x[1] @ x[0])}, rel=1e-5)
+    np.testing.assert_allclose(found[3], x[2], atol=1e-3)  # this version's model's vector, not the older one
+    assert similarities(state, "image", x[0], [1, 2]) == pytest.approx({1: 1.0, 2: float(x[1] @ x[0])}, abs=2e-3)
     assert stored_vectors(state, "text", [1]) == {}  # a kind this version does not hold

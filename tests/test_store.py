@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sqlalchemy import inspect, select
+from sqlalchemy import column, inspect, select, table
 from sqlalchemy.exc import IntegrityError
 
 from indexer.errors import ConfigError
 from indexer.publish import record_version
-from indexer.store import Embedding, ImageText, IndexVersion, Product, make_engine, open_store, upgrade
+from indexer.store import (Embedding, ImageText, IndexVersion, Product, alembic_config, make_engine, open_store,
+                           pack_vector, unpack_vector, upgrade)
 
 TABLES = {"products", "product_images", "embeddings", "ingest_runs", "row_outcomes", "index_versions",
           "copy_versions", "eval_runs", "image_texts"}
@@ -32,16 +33,48 @@ def test_products_and_vectors_round_trip(db_url):
         s.add(Product(id="p1", key=1, title="Café shirt", attributes={"Fabric": "Coton bio", "Größe": "M"},
                       price=1299.5))
         s.flush()
-        s.add(Embedding(product_id="p1", model="m", kind="image", source_hash="h", vector=vec.tobytes()))
+        s.add(Embedding(product_id="p1", model="m", kind="image", source_hash="h", **pack_vector(vec)))
     with store.session() as s:
         p = s.get(Product, "p1")
         assert p.attributes == {"Fabric": "Coton bio", "Größe": "M"} and p.status == "active"
-        stored = s.scalar(select(Embedding.vector).where(Embedding.product_id == "p1"))
-        assert np.array_equal(np.frombuffer(stored, dtype=np.float32), vec)
+        stored = s.execute(select(Embedding.vector, Embedding.dtype).where(Embedding.product_id == "p1")).one()
+        assert len(stored.vector) == 2 * len(vec)  # float16: half the bytes
+        assert np.allclose(unpack_vector(stored.vector, stored.dtype), vec, atol=1e-3)
     with pytest.raises(IntegrityError):  # keys are unique: they are the FAISS ids
         with store.session() as s:
             s.add(Product(id="p2", key=1, title="Clash"))
     store.engine.dispose()
+
+
+def test_migration_converts_float32_vectors_to_float16_and_back(db_url):
+    from alembic import command
+
+    make_engine(db_url).dispose()
+    command.upgrade(alembic_config(db_url), "0002")
+    vecs = np.random.default_rng(0).standard_normal((3, 64)).astype(np.float32)
+    engine = make_engine(db_url)
+    old = table("embeddings", *(column(c) for c in ("product_id", "model", "kind", "source_hash", "vector")))
+    with engine.begin() as conn:  # rows as the float32 schema wrote them
+        conn.exec_driver_sql("INSERT INTO products (id, key, title, attributes, status, created_at, updated_at) "
+                             "VALUES ('p1', 1, 't', '{}', 'active', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)")
+        conn.execute(old.insert(), [{"product_id": "p1", "model": "m", "kind": kind, "source_hash": "h",
+                                     "vector": vec.tobytes()} for kind, vec in zip(("image", "text", "fused"), vecs)])
+    engine.dispose()
+    upgrade(db_url)
+    store = open_store(db_url)
+    with store.session() as s:
+        rows = {r.kind: r for r in s.execute(select(Embedding.kind, Embedding.vector, Embedding.dtype))}
+    assert {r.dtype for r in rows.values()} == {"float16"}
+    for kind, vec in zip(("image", "text", "fused"), vecs):
+        assert len(rows[kind].vector) == 2 * 64 and np.allclose(unpack_vector(rows[kind].vector, "float16"), vec,
+                                                                  atol=2e-3)
+    store.engine.dispose()
+    command.downgrade(alembic_config(db_url), "0002")
+    engine = make_engine(db_url)
+    with engine.connect() as conn:
+        back = dict(conn.exec_driver_sql("SELECT kind, vector FROM embeddings").all())
+    engine.dispose()
+    assert np.allclose(np.frombuffer(back["image"], dtype=np.float32), vecs[0], atol=2e-3)
 
 
 def _manifest(name: str) -> dict:

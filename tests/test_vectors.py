@@ -8,10 +8,10 @@ import faiss
 import numpy as np
 import pytest
 
-from indexer.errors import NoIndex, NotFound
+from indexer.errors import BudgetTooSmall, NoIndex, NotFound
 from indexer.lexical import LexicalIndex, build_lexical
-from indexer.vectors import (EXACT_MAX_BYTES, IndexReader, build_index, choose_index_type, current_version,
-                             fuse_vectors, publish_version, read_manifest, recall_at_k, rollback, write_index)
+from indexer.vectors import (EXACT_MAX_BYTES, CompressedIndex, IndexReader, build_index, choose_index_type,
+                             current_version, fuse_vectors, publish_version, read_manifest, recall_at_k, rollback, write_index)
 
 GB = 1 << 30
 
@@ -25,23 +25,45 @@ def _clustered(n: int, dim: int, seed: int = 0) -> np.ndarray:
     return x
 
 
-def test_choice_is_a_pure_function_of_size_and_budget():
-    assert choose_index_type(2_500, 1920, GB).type == "flat"  # the demo catalog: a 18 MB scan
-    assert choose_index_type(EXACT_MAX_BYTES // (4 * 512), 512, GB).type == "flat"
-    full = choose_index_type(44_441, 1920, 2 * GB)  # the whole Myntra catalog: a 325 MB scan is too slow
-    assert full.type == "hnsw" and full.params["M"] > 0
-    assert choose_index_type(EXACT_MAX_BYTES // (4 * 512) + 1, 512, GB).type == "hnsw"
-    squeezed = choose_index_type(2_000_000, 384, GB)
-    assert squeezed.type == "ivfpq" and 384 % squeezed.params["pq_m"] == 0
-    # Fast enough for exact but over budget goes approximate.
-    assert choose_index_type(20_000, 384, 10 << 20).type == "ivfpq"
-    assert choose_index_type(50_000, 384, GB) == choose_index_type(50_000, 384, GB)
-    assert choose_index_type(500, 384, 1024).type == "flat"  # too few vectors to train IVF-PQ, whatever the budget
+@pytest.mark.parametrize("n,dim,budget,shares,kind,served", [
+    (2_500, 1920, GB, 1, "flat", None),  # the demo catalog: a 18 MB scan
+    (EXACT_MAX_BYTES // (4 * 512), 512, GB, 1, "flat", None),
+    (EXACT_MAX_BYTES // (4 * 512) + 1, 512, GB, 1, "hnsw", None),
+    (44_441, 1920, 2 * GB, 3, "hnsw", None),  # all of Myntra under the default budget: unchanged
+    (1_000_000, 1920, 2 * GB, 3, "ivf", 512),  # a million products: 512-d SQ8 codes
+    (1_000_000, 1920, 400 << 20, 3, "ivf", 128),
+    (1_000_000, 384, 2 * GB, 3, "ivf", 384),  # a 384-d kind keeps its dimensions, codes a byte each
+    (2_000_000, 1920, 120 << 20, 3, "ivf", 128),  # PQ codes at the bottom
+    (20_000, 384, 10 << 20, 1, "ivf", 384),  # fast enough for exact but over budget
+])
+def test_choice_is_a_pure_function_of_size_and_budget(n, dim, budget, shares, kind, served):
+    plan = choose_index_type(n, dim, budget, shares=shares)
+    assert plan.type == kind and plan.reason
+    assert plan == choose_index_type(n, dim, budget, shares=shares)
+    assert plan.memory_bytes <= budget // shares
+    if served:
+        assert plan.params["dim"] == served and plan.params["rerank"] >= 10
+
+
+def test_smaller_budget_never_picks_a_larger_index():
+    sizes = [choose_index_type(1_000_000, 1920, mb << 20, shares=3).memory_bytes for mb in (8000, 2048, 800, 200, 60)]
+    assert sizes == sorted(sizes, reverse=True)
+
+
+@pytest.mark.parametrize("n,dim", [(1_000_000, 1920), (200, 1920), (5_000, 1920)])
+def test_budget_too_small_names_the_smallest_that_works(n, dim):
+    with pytest.raises(BudgetTooSmall) as caught:
+        choose_index_type(n, dim, 1 << 20, shares=3)
+    needed = int(caught.value.hint.rstrip(".").split()[-1])
+    assert needed > 1
+    choose_index_type(n, dim, needed << 20, shares=3)  # that budget works
+    with pytest.raises(BudgetTooSmall):
+        choose_index_type(n, dim, (needed - 2) << 20, shares=3)
 
 
 @pytest.mark.parametrize("exact_max_bytes,budget,kind,min_recall", [
-    (None, GB, "flat", 1.0), (1 << 16, GB, "hnsw", 0.95), (1 << 16, 1 << 20, "ivfpq", 0.5)])
-def test_built_index_searches_by_key_with_measured_recall(exact_max_bytes, budget, kind, min_recall):
+    (None, GB, "flat", 1.0), (1 << 16, GB, "hnsw", 0.95), (1 << 16, 3 << 20, "ivf", 0.9)])
+def test_built_index_searches_by_key_with_measured_recall(exact_max_bytes, budget, kind, min_recall, tmp_path):
     x = _clustered(12_000, 64)
     keys = np.arange(len(x), dtype=np.int64) * 10 + 7  # ids are product keys, not row numbers
     plan = choose_index_type(len(x), 64, budget, **({"exact_max_bytes": exact_max_bytes} if exact_max_bytes else {}))
@@ -50,8 +72,14 @@ def test_built_index_searches_by_key_with_measured_recall(exact_max_bytes, budge
     recall = recall_at_k(index, x, keys)
     assert recall >= min_recall
     _, found = index.search(x[:5], 1)
-    if kind != "ivfpq":
-        assert list(found[:, 0]) == list(keys[:5])
+    assert list(found[:, 0]) == list(keys[:5])
+    if kind == "ivf":  # saved and loaded again, memory-mapped, it answers the same
+        files = index.save(tmp_path, "image")
+        loaded = CompressedIndex.load(tmp_path, {**files, "params": plan.params}, keys)
+        assert isinstance(loaded.store, np.memmap)
+        assert recall_at_k(loaded, x, keys) >= min_recall  # it re-ranks on the float16 copy
+        assert list(loaded.search(x[:5], 1)[1][:, 0]) == list(keys[:5])
+        assert np.allclose(loaded.reconstruct_batch(keys[[3, 1]]), x[[3, 1]], atol=2e-3)
 
 
 def test_fused_vector_is_a_normalised_blend():

@@ -97,8 +97,8 @@ def avoided(state: IndexState, negative: str, candidates: int) -> set[int]:
     avoid = {key for key, _ in state.version.lexical().search(negative, candidates * 5)}
     stems = [w for w in re.findall(r"\w+", negative.lower()) if len(w) >= 3]
     if stems:
-        pattern = re.compile(r"\b(?:" + "|".join(map(re.escape, stems)) + ")")
-        avoid.update(p.key for p in state.table.products if pattern.search(p.title.lower()))
+        pattern = re.compile(rb"\b(?:" + b"|".join(re.escape(w.encode()) for w in stems) + b")")
+        avoid.update(state.table.title_matches(pattern).tolist())
     return avoid
 
 
