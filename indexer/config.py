@@ -101,6 +101,12 @@ class SearchSettings:
     multilingual_foreign_weight: float = 0.9
     multilingual_margin: float = 0.04
     min_multilingual_score: float | None = None
+    # e5 scores random strings as high as real words against a catalog, but puts them near one another: a query whose
+    # multilingual vector has at least this cosine with the version's nonsense centroid (the mean of the calibration
+    # strings' vectors, `indexer.calibration.nonsense_centroid`) gets no multilingual hits. 0.89: held-out random
+    # strings (seed 1) p10 0.895 / median 0.925; 14 Swedish, Spanish and German words and phrases 0.865-0.885;
+    # grocery store titles median 0.880 (chosen on these, nothing in bench/multilingual.py's held-out halves).
+    multilingual_nonsense_cosine: float = 0.89
     negative_weight: float = 0.35   # how strongly "without X" pushes the query vector away from X
     collapse: bool = True           # fold near-duplicates (same image bytes, or same title and near-identical image)
     duplicate_cosine: float = 0.97  # image-vector cosine above which same-titled products count as duplicates

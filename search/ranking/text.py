@@ -38,9 +38,10 @@ def rank_text(state: IndexState, config: SearchSettings, encoder: Callable[[], E
     if share > 0 and (ml := multilingual()) is not None:
         with timer.stage("encode"):
             ml_vec = _encode_multilingual(ml, text)
-        with timer.stage("vector_search"):
-            foreign = vector_search(state.version, MULTILINGUAL_KIND, ml_vec, allowed, config.candidates)
-        foreign = floor(foreign, text_floor(config, state.version, MULTILINGUAL_KIND), config.multilingual_margin)
+        if not looks_like_nonsense(state, config, ml_vec):
+            with timer.stage("vector_search"):
+                foreign = vector_search(state.version, MULTILINGUAL_KIND, ml_vec, allowed, config.candidates)
+            foreign = floor(foreign, text_floor(config, state.version, MULTILINGUAL_KIND), config.multilingual_margin)
     if mode in ("hybrid", "lexical"):
         with timer.stage("lexical"):
             lexical = lexical_ranking(state, text, allowed, config.candidates)
@@ -68,6 +69,14 @@ def rank_text(state: IndexState, config: SearchSettings, encoder: Callable[[], E
     if mode == "hybrid":
         return fuse(vector, lexical, config.hybrid) if vector and lexical else (vector or lexical)
     return lexical if mode == "lexical" else vector
+
+
+def looks_like_nonsense(state: IndexState, config: SearchSettings, ml_vec: np.ndarray) -> bool:
+    """A query whose multilingual vector lies near the version's nonsense centroid (random strings cluster there;
+    e5 scores them against products as high as real words): it gets no multilingual hits."""
+    centroid = state.version.manifest["kinds"][MULTILINGUAL_KIND].get("nonsense_centroid")
+    return centroid is not None and float(ml_vec @ np.asarray(centroid, dtype=np.float32)) >= \
+        config.multilingual_nonsense_cosine
 
 
 def multilingual_share(state: IndexState, config: SearchSettings, text: str) -> float:
