@@ -18,7 +18,7 @@ from web.cli import cli
 from web.services import services
 
 AREAS = ((indexer_commands, {"index", "status", "migrate", "train-model", "adapt"}),
-         (search_commands, {"search", "similar", "eval"}),
+         (search_commands, {"search", "similar", "eval", "ask", "caption"}),
          (web_commands, {"serve", "generate", "publish-copy"}))
 
 
