@@ -169,7 +169,7 @@ def least_share(scores: dict[float, float], keep_gain: float) -> float:
 def mix_heads(model: LiteCLIP, feats: CatalogFeatures, val: list[int], start: tuple[dict, dict | None],
               keep_gain: float) -> dict:
     """Leave in `model` the heads (1 - a) * start + a * trained for the least a on MIX_GRID whose validation score
-    keeps `keep_gain` of the trained heads' gain over the starting ones. On IKEA (bench/RESULTS.md "adapt") the
+    keeps `keep_gain` of the best gain on the grid over the starting heads (`least_share`). On IKEA (bench/RESULTS.md "adapt") the
     trained heads forget much of Myntra (held-out MRR@10 0.616 -> 0.381); a = 0.75 keeps 0.481 for a held-out
     Recall@10 of 0.781 against 0.813. Returns {"mix": a, "validation": {a: score}}."""
     trained = (heads_state(model), aux_state(model))
