@@ -16,8 +16,8 @@ from indexer.store import Product, open_store
 from indexer_data import DATASETS
 from web.copywriter import generate as generate_module
 from web.copywriter.facts import CopyFacts, facts_from_product
-from web.copywriter.grounding import unsupported
-from web.copywriter.plan import fill, plan
+from web.copywriter.grounding import FactIndex, unsupported
+from web.copywriter.plan import detail_topic, fill, plan
 from web.copywriter.polish import problems, repair
 from web.copywriter.prompt import CopyOptions
 from web.copywriter.service import CopyService
@@ -148,7 +148,7 @@ REAL_OUTPUTS = [
                category="Bedspread"),
      "The TUSENSKNA Bedspread, Dark grey, 250x251 cm, a product by IKEA, is a highly convenient and stylish bedside "
      "lamp. The packaging of the TUSUNSKNA Bedding Products is designed to be a storage bag.",
-     {("name", "TUSUNSKNA")}),
+     {("name", "TUSUNSKNA"), ("name", "Bedding"), ("name", "Products")}),  # mangled, then invented
     (CopyFacts(id="002.914.81", title="KALKGRUND Toothbrush holder, Chrome-plated", brand="IKEA",
                category="Toothbrush holder"),
      "KALKGRUND Toothbrush holder, Chrome-plated: a toothbrush holder by IKEA, a product that is made with "
@@ -159,6 +159,19 @@ REAL_OUTPUTS = [
      "Meet the HEMNES Bed frame by IKEA, from our bed frame range. The product description is in flowing "
      "sentences, with a formal style.",
      {("field_prose", "flowing sentences"), ("field_prose", "The product description is")}),
+    # 2026-12-02, the same bench: names nobody in the catalog wrote
+    (CopyFacts(id="000.114.28", title="GRUNDTAL Wall shelf, Stainless steel, 80 cm", brand="IKEA",
+               category="Wall shelf", description="Saves space on the worktop."),
+     'GRUNDTAL Wall Shelf, Stainless Stout, 80 cm\nStainless Stoln - Saver"\n\nA.2 Saves space on the worktop.',
+     {("name", "Stout"), ("name", "Stoln")}),
+    (CopyFacts(id="802.962.29", title="STICKAT Quilt cover and pillowcase, Orange/yellow, 150x200/50x80 cm",
+               brand="IKEA", category="Quilt cover and pillowcase"),
+     'Made from a unique material called "Tiny Tins," this pillowcase is designed to withstand daily life.',
+     {("name", "Tiny"), ("name", "Tins")}),
+    (CopyFacts(id="490.022.72", title="HEMNES Bed frame, White stain/lury, 160x200 cm", brand="IKEA",
+               category="Bed frame"),
+     "Meet the HEMNES Bed frame by IKEA. Selling at IKEA, IKEL-Beds is a brand synonymous with luxury and comfort.",
+     {("name", "IKEL-Beds")}),
 ]
 
 
@@ -172,3 +185,24 @@ def test_mangled_multi_word_brand_from_a_real_myntra_output():
                         category="Accessories > Eyewear > Sunglasses")
     text = "The Van Sheuens are a family of stylish and luxurious designs made with gold."
     assert [(p.kind, p.text) for p in problems(text, glasses)] == [("name", "Sheuens")]
+
+
+@pytest.mark.parametrize("detail,topic", [("Stainless steel", "material"), ("Clear glass", "material"),
+                                          ("Chrome-plated", "material"), ("80 cm", "size"),
+                                          ("100x14x96 cm", "size"), ("Black/white", "colour"),
+                                          ("Assorted colours", "colour"), ("White stain/lury", "colour"),
+                                          ("low pile", "attribute"), ("built-in lighting", "attribute")])
+def test_a_title_detail_is_planned_as_what_it_says(detail, topic):
+    """IKEA titles list material, colour, size and features after commas; "Assorted colours" is no material."""
+    assert detail_topic(detail) == topic
+
+
+def test_invented_makers_and_home_claims_need_facts():
+    mug = CopyFacts(id="101.929.56", title="KALAS Mug, Assorted colours", brand="IKEA", category="Mug",
+                    description="Great for parties and everyday meals. Made of durable plastic and safe to use in "
+                                "the dishwasher and microwave.")
+    index = FactIndex(mug)
+    text = ("My team of skilled artisans made it. It is safe to use in the dishwasher. It is non-toxic and resists "
+            "high temperatures.")
+    bad = {(c.kind, c.key) for c in unsupported(text, index)}
+    assert bad == {("provenance", "artisan"), ("feature", "non toxic"), ("feature", "heat resistant")}

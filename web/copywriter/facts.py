@@ -47,7 +47,8 @@ VISUAL_GROUPS: tuple[tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...
     ("sleeve", ("Sleeve Length",), ("sleeveless", "short sleeves", "long sleeves"),
      ("Topwear", "Dress")),
     ("neckline", ("Neck", "Collar"), ("round neck", "v-neck", "collar", "hooded"), ("Topwear",)),
-    ("style", ("usage", "Occasion"), ("casual", "formal", "sports", "ethnic", "party"), ()),
+    ("style", ("usage", "Occasion"), ("casual", "formal", "sports", "ethnic", "party"),
+     ("Apparel", "Footwear", "Accessories")),  # a shelf is not "formal"
 )
 DEFAULT_VISUAL_THRESHOLD = 0.9
 PRINTED_LABEL = "Printed on the package"
@@ -152,7 +153,9 @@ class VisualReader:
     def read(self, facts: CopyFacts, image_vector: np.ndarray) -> list[VisualAttribute]:
         """Visual attributes above the threshold for groups the database leaves open."""
         noun = facts.article_type.lower().rstrip("s") or "product"
-        known = {k for k, v in facts.attributes.items() if v} | ({"colour"} if facts.colour else set())
+        title = set((facts.title or "").lower().replace("/", " ").replace(",", " ").split())
+        named = facts.colour or title.intersection(next(g[2] for g in VISUAL_GROUPS if g[0] == "colour"))
+        known = {k for k, v in facts.attributes.items() if v} | ({"colour"} if named else set())
         levels = set(p.strip() for p in (facts.category or "").split(">"))
         found = []
         for group, answered_by, values, applies_to in VISUAL_GROUPS:

@@ -24,7 +24,7 @@ import torch
 from transformers import LogitsProcessor, LogitsProcessorList, TextIteratorStreamer
 
 from web.copywriter.facts import CopyFacts
-from web.copywriter.grounding import (Claim, FactIndex, _lexicon, extract_claims, remove_unsupported,
+from web.copywriter.grounding import (Claim, FactIndex, lexicon, extract_claims, remove_unsupported,
                                       sentences)
 from web.copywriter.llm import LLM
 from web.copywriter.plan import Point, fill, plan
@@ -34,7 +34,7 @@ from web.copywriter.style import StyleExample, StyleLibrary, leaked_claims
 
 log = logging.getLogger(__name__)
 
-BANNABLE_KINDS = ("colour", "material", "gender", "feature", "pattern", "sleeve")
+BANNABLE_KINDS = ("colour", "material", "gender", "feature", "pattern", "sleeve", "provenance")
 _PREAMBLE = re.compile(r"^(?:(?:here(?: is|'s)|sure|certainly|of course)\b[^\n]*?[:!.]\s*|"
                        r"(?:product )?(?:description|title)\s*:\s*)", re.I)
 
@@ -96,7 +96,7 @@ class BanTokens(LogitsProcessor):
 def _lexicon_tokens(llm: LLM) -> dict[tuple[str, str], list[int]]:
     """(kind, key) → ids of vocabulary tokens that are, by themselves, a whole lexicon word (" Blue", "women")."""
     kinds = {}
-    for kind, pattern, key, _ in _lexicon():
+    for kind, pattern, key, _ in lexicon():
         if kind in BANNABLE_KINDS:
             kinds.setdefault(kind, []).append((pattern, key))
     combined = {kind: re.compile("|".join(f"(?:{p.pattern})" for p, _ in entries), re.I)
@@ -184,7 +184,7 @@ class _Attempt:
     cleaned: str
     claims: list[Claim]
     problems: list[Problem]
-    min_words: int
+    floor: int  # words under which the attempt is a stub (regenerated)
 
     @property
     def fluent(self) -> bool:
@@ -193,11 +193,11 @@ class _Attempt:
     @property
     def ok(self) -> bool:
         return (self.fluent and all(c.supported for c in self.claims) and not self.problems
-                and len(self.cleaned.split()) >= self.min_words)
+                and len(self.cleaned.split()) >= self.floor)
 
     @property
     def score(self) -> tuple[bool, int, int]:
-        words = min(len(self.cleaned.split()), 2 * self.min_words)  # long enough is enough; then fewer flags
+        words = min(len(self.cleaned.split()), 2 * self.floor)  # long enough is enough; then fewer flags
         return self.fluent, words, -sum(not c.supported for c in self.claims) - len(self.problems)
 
 
@@ -219,7 +219,7 @@ def _attempt(raw: str, job: Job, options: CopyOptions, library: StyleLibrary | N
         claims = sorted(claims + leaked_claims(text, job.index, job.examples, library), key=lambda c: c.start)
     cleaned, _ = remove_unsupported(text, claims)
     cleaned, found = repair(cleaned, job.facts)
-    return _Attempt(text, cleaned, claims, found, options.min_words)
+    return _Attempt(text, cleaned, claims, found, options.retry_words)
 
 
 def seo_title(facts: CopyFacts, limit: int = 60) -> str:

@@ -65,6 +65,13 @@ _add("material", [
     (r"chambray", "chambray"), (r"microfib(?:er|re)", "microfibre"), (r"(?:faux )?fur", "fur"),
     (r"sterling silver", "silver"), (r"platinum", "platinum"), (r"diamonds?", "diamond"),
     (r"crystals?", "crystal"), (r"pearls?", "pearl"), (r"alloy", "alloy"), (r"eva", "eva"),
+    # home materials (IKEA titles name them: "Clear glass", "Solid pine", "Chrome-plated")
+    (r"glass", "glass"), (r"porcelain", "porcelain"), (r"stoneware|earthenware", "stoneware"),
+    (r"alumin(?:i)?um", "aluminium"), (r"(?:cast|wrought) iron|iron (?:frame|base|legs)", "iron"), (r"concrete", "concrete"),
+    (r"marble", "marble"), (r"rattan", "rattan"), (r"paper", "paper"), (r"cardboard", "cardboard"),
+    (r"(?:memory )?foam", "foam"), (r"cork", "cork"), (r"chrome(?:[- ]plated)?", "chrome"),
+    (r"(?:galvani[sz]ed |carbon )?steel", "steel"), (r"(?:solid )?(?:pine|oak|birch|beech|acacia|walnut)",
+                                                      "solid wood", ("wood",)),
 ])
 _add("feature", [
     (r"water[- ]?proof", "waterproof"), (r"water[- ]resistant", "water resistant", ("waterproof",)),
@@ -79,6 +86,24 @@ _add("feature", [
     (r"shock[- ]?(?:proof|resistant)", "shockproof"), (r"scratch[- ](?:proof|resistant)", "scratch resistant"),
     (r"reversible", "reversible"), (r"detachable", "detachable"), (r"padded", "padded"),
     (r"non[- ]?slip|anti[- ]?skid|slip[- ]resistant", "anti slip"), (r"odou?r[- ](?:free|resistant)", "odour"),
+    # home and food claims (IKEA, grocery): said only where the catalog says them
+    (r"dishwasher[- ]safe|(?:safe (?:to use )?in|goes in) the dishwasher", "dishwasher"),
+    (r"microwave[- ]safe|(?:safe (?:to use )?in|goes in) the microwave", "microwave"),
+    (r"oven[- ](?:safe|proof)", "oven safe"), (r"non[- ]?toxic|bpa[- ]free|food[- ]safe", "non toxic"),
+    (r"(?:rust|corrosion)[- ]?(?:proof|resistant|free)|resist(?:ant to|s) (?:rust|corrosion)", "rust proof"),
+    (r"heat[- ](?:resistant|proof)|(?:withstand|resist)s? (?:high )?(?:heat|temperatures)", "heat resistant"),
+    (r"fire[- ](?:proof|retardant|resistant)|flame[- ]retardant", "fire retardant"),
+    (r"stain[- ](?:resistant|proof|repellent)", "stain resistant"), (r"energy[- ](?:saving|efficient)", "energy"),
+    (r"gluten[- ]free", "gluten free"), (r"lactose[- ]free", "lactose free"), (r"sugar[- ]free|no added sugar",
+                                                                              "sugar free"),
+    (r"(?:low|reduced)[- ]fat|fat[- ]free", "low fat"), (r"preservative[- ]free|no preservatives", "no preservatives"),
+    (r"(?:all[- ])?natural ingredients|100% natural", "natural"), (r"fair[- ]?trade", "fair trade"),
+])
+# Who made it and how: a small model invents makers ("my team of skilled artisans") and awards.
+_add("provenance", [
+    (r"artisans?|craftsm[ae]n|craftspeople|(?:skilled|expert) (?:team|workers|hands)|(?:my|our) team",
+     "artisan"), (r"family[- ](?:owned|run|business)|since (?:1[89]|20)\d\d", "heritage"),
+    (r"award[- ]winning|certified|(?:approved|recommended) by", "award"),
 ])
 _add("pattern", [
     (r"strip(?:ed|es)", "striped"), (r"check(?:ed|s)|plaid|checkered|tartan", "checked"),
@@ -187,7 +212,7 @@ class Claim:
 
 
 @lru_cache(maxsize=1)
-def _lexicon() -> list[tuple[str, re.Pattern, str, tuple[str, ...]]]:
+def lexicon() -> list[tuple[str, re.Pattern, str, tuple[str, ...]]]:
     return [(kind, re.compile(rf"(?<![\w-])(?:{pattern})(?![\w-])", re.I), key, implied)
             for kind, pattern, key, implied in _LEXICON_SPEC]
 
@@ -293,7 +318,7 @@ def _composition_claims(text: str, index: FactIndex) -> list[Claim]:
 def _raw_claims(text: str, brands: frozenset[str]) -> list[tuple[str, str, str, tuple[str, ...], int, int]]:
     """(kind, text, key, implied, start, end) of every lexicon match, longest match winning overlaps."""
     found = []
-    for kind, pattern, key, implied in _lexicon():
+    for kind, pattern, key, implied in lexicon():
         for m in pattern.finditer(text):
             found.append((kind, m.group(0), key, implied, m.start(), m.end()))
     brand_re = _brand_pattern_cached(brands)

@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 
 from web.copywriter.facts import PRINTED_LABEL, CopyFacts
+from web.copywriter.grounding import lexicon
 
 # The families a category path falls into (its first level, lower case), and the order their points go in.
 FAMILIES = {
@@ -70,7 +71,7 @@ def family(facts: CopyFacts) -> str:
 
 
 def _kind(facts: CopyFacts) -> str:
-    leaf = (facts.category_leaf or facts.category or "product").strip()
+    leaf = (facts.category_leaf or facts.category or "product").split(",")[0].strip()  # "Rug, low pile": a rug
     return leaf if leaf.isupper() else leaf.lower()
 
 
@@ -79,6 +80,17 @@ def _attribute_phrase(key: str, value: str) -> str:
     Regular" → "regular ankle height"."""
     v = value.lower()
     return v if any(w in v for w in key.lower().split()) or len(v.split()) > 1 else f"{v} {key.lower()}"
+
+
+def detail_topic(detail: str) -> str:
+    """What a comma part of a title says: "80 cm" a size, "Stainless steel" or "Clear glass" a material,
+    "Black/white" or "Assorted colours" a colour, anything else ("low pile", "built-in lighting") a feature."""
+    if _SIZE.search(detail):
+        return "size"
+    kinds = {kind for kind, pattern, _, _ in lexicon() if kind in ("material", "colour") and pattern.search(detail)}
+    if "material" in kinds:
+        return "material"
+    return "colour" if "colour" in kinds or re.search(r"\bcolou?rs?\b", detail, re.I) else "attribute"
 
 
 def notes(facts: CopyFacts, limit: int = 2) -> list[str]:
@@ -107,8 +119,9 @@ def plan(facts: CopyFacts) -> list[Point]:
     if facts.colour:
         points.append(Point("colour", f"in {facts.colour.lower()}", facts.colour.lower()))
     for detail in details:
-        topic = "size" if _SIZE.search(detail) else "material"
-        points.append(Point(topic, detail.lower(), detail.lower() if topic == "material" else detail))
+        topic = detail_topic(detail)
+        value = detail if topic == "size" else detail.lower()
+        points.append(Point(topic, value, value))
     seen = {p.value.lower() for p in points}
     hidden = {"Product", "Brand", "Category", "Colour", "Price", "For", PRINTED_LABEL}
     for key, value in facts.prompt_facts():

@@ -8,7 +8,8 @@ product's product category is Baby Care", a brand written "Red tape" or "Marvell
   casual", "falls under the category"), or the prompt's instructions read back ("in flowing sentences"): the
   sentence is dropped;
 - `name`: a case or spacing variant of a catalog name ("red tape", "RedTape", "Grundtal" for GRUNDTAL: repaired
-  to the catalog's spelling) or a mangled one ("Marvell", "GRUNTAL": the sentence is dropped).
+  to the catalog's spelling), a mangled one ("Marvell", "GRUNTAL") or an invented one (a capitalised word inside a
+  sentence that no fact has: "a material called Tiny Tins", "Stainless Stout"): the sentence is dropped.
 """
 from __future__ import annotations
 
@@ -95,7 +96,28 @@ def _name_problems(text: str, facts: CopyFacts) -> list[Problem]:
                 found.append(Problem("name", word, m.start(), m.start() + len(word),
                                      f"{word!r} looks like a misspelling of the catalog's {name!r}"))
                 break
+    flagged = {p.start for p in found}
+    for m in _WORD.finditer(text):
+        word = m.group(0)
+        low = word.lower().removesuffix("'s").removesuffix("’s")
+        if (len(word) < 3 or not word[0].isupper() or m.start() in flagged or _sentence_start(text, m.start())
+                or low in evidence or low in _COMMON_CAPITALS or any(s <= m.start() < e for s, e in covered)):
+            continue
+        found.append(Problem("name", word, m.start(), m.end(),
+                             f"{word!r} is a name the catalog does not have (invented)"))
     return found
+
+
+# Capitalised mid-sentence words that are not product names.
+_COMMON_CAPITALS = frozenset("i i'm i've i'll monday tuesday wednesday thursday friday saturday sunday january "
+                             "february march april may june july august september october november december "
+                             "christmas diwali eid easter".split())
+
+
+def _sentence_start(text: str, start: int) -> bool:
+    """Whether the word at `start` opens a sentence, a line or a quotation (where any word is capitalised)."""
+    before = text[:start].rstrip(" \t\"'“‘(")
+    return not before or before[-1] in ".!?:\n;-–—"
 
 
 def _repeats(text: str, facts: CopyFacts) -> list[Problem]:

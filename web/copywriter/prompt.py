@@ -25,7 +25,8 @@ TONES = {
     "minimal": "plain and factual",
 }
 SYSTEM = "You are a copywriter for an online store. Write in a {tone} tone, using only the facts given."
-MIN_SHARE = 0.6  # a description under this share of its target words is a stub: written up from the facts
+MIN_SHARE = 0.8  # a description under this share of its target words is written up from the facts
+RETRY_SHARE = 0.6  # under this share an attempt is a stub and the model writes again (costs a generation)
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,11 @@ class CopyOptions:
     def min_words(self) -> int:
         """The length floor: shorter than this, a description is written up from the facts."""
         return round(MIN_SHARE * self.target_words)
+
+    @property
+    def retry_words(self) -> int:
+        """Shorter than this, an attempt is regenerated rather than written up (the fill needs something to build on)."""
+        return round(RETRY_SHARE * self.target_words)
 
     @classmethod
     def from_json(cls, data: dict) -> "CopyOptions":
