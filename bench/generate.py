@@ -143,6 +143,7 @@ def quality(args: argparse.Namespace) -> None:
                    "requested_words": r["options"]["requested_words"],
                    "no_repeats_or_field_prose": r["merchandiser"]["no_repeats_or_field_prose"],
                    "self_bleu": r["self_bleu"], "names_as_in_catalog": r["merchandiser"]["names_as_in_catalog"],
+                   "no_garbled": r["merchandiser"]["no_garbled"],
                    "s_per_description": r.get("seconds_per_description")} for c, r in reports.items()}
     print(json.dumps(summary, indent=1))
 

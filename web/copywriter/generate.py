@@ -35,6 +35,7 @@ from web.copywriter.style import StyleExample, StyleLibrary, leaked_claims
 log = logging.getLogger(__name__)
 
 BANNABLE_KINDS = ("colour", "material", "gender", "feature", "pattern", "sleeve", "provenance")
+_OUTLINE_MARK = re.compile(r"(?:^|(?<=[.!?]\s)|(?<=\n))[A-Za-z]\.\d+\s+", re.M)  # an outline number: "A.2 Its ..."
 _PREAMBLE = re.compile(r"^(?:(?:here(?: is|'s)|sure|certainly|of course)\b[^\n]*?[:!.]\s*|"
                        r"(?:product )?(?:description|title)\s*:\s*)", re.I)
 
@@ -158,6 +159,7 @@ def complete(llm: LLM, prompts: list[str], bans: list[set[int]], max_new_tokens:
 def tidy(text: str) -> str:
     """Model output as shop copy: no markdown or label prefix, and no sentence cut off by the token limit."""
     text = _PREAMBLE.sub("", text.replace("**", "").replace("##", "").strip()).strip().strip('"').strip()
+    text = _OUTLINE_MARK.sub("", text)
     if text and text[-1] not in ".!?\"')":
         spans = sentences(text)
         complete = [s for s in spans if text[s[0]:s[1]].rstrip()[-1:] in (".", "!", "?")]
@@ -293,6 +295,8 @@ class Copywriter:
             action = "removed" if k == best else "regenerated"
             flagged += [Claim(**{**c.to_json(), "action": action}) for c in attempt.claims if not c.supported]
         text, added = fill(tries[best].cleaned, job.facts, job.points, options.min_words)
+        if added:
+            text, _ = repair(text, job.facts)  # the written-up sentences meet the same checks
         words = len(text.split())
         params = {**options.__dict__, "max_new_tokens": options.max_new_tokens, "attempts": len(tries),
                   "chosen_attempt": best + 1, "fallback": not tries[best].cleaned, "fluent": is_fluent(text),

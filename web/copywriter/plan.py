@@ -72,7 +72,7 @@ def family(facts: CopyFacts) -> str:
 
 def _kind(facts: CopyFacts) -> str:
     leaf = (facts.category_leaf or facts.category or "product").split(",")[0].strip()  # "Rug, low pile": a rug
-    return leaf if leaf.isupper() else leaf.lower()
+    return " ".join(w if w.isupper() and len(w) > 1 else w.lower() for w in leaf.split())  # "LED spotlight"
 
 
 def _attribute_phrase(key: str, value: str) -> str:
@@ -93,7 +93,7 @@ def detail_topic(detail: str) -> str:
     return "colour" if "colour" in kinds or re.search(r"\bcolou?rs?\b", detail, re.I) else "attribute"
 
 
-def notes(facts: CopyFacts, limit: int = 2) -> list[str]:
+def notes(facts: CopyFacts, limit: int = 3) -> list[str]:
     """The first sentences of the catalog's own description, when they are short enough to be one point each."""
     text = _BOILERPLATE.sub("", facts.description or "").strip()
     found = []

@@ -1,7 +1,7 @@
 """Merchandiser checks: robotic text the grounding check lets through, found and, where possible, repaired.
 
 A grounded text can still be unusable: "a luxurious and luxurious product", "The product's brand is Marvel and the
-product's product category is Baby Care", a brand written "Red tape" or "Marvell". `problems` finds three kinds:
+product's product category is Baby Care", a brand written "Red tape" or "Marvell". `problems` finds four kinds:
 - `repeat`: a word doubled ("luxurious and luxurious": repaired to one) or a 4-word phrase written twice (the
   later sentence is dropped);
 - `field_prose`: the catalog's field names read out as prose ("the product's product category is", "usage is
@@ -9,7 +9,9 @@ product's product category is Baby Care", a brand written "Red tape" or "Marvell
   sentence is dropped;
 - `name`: a case or spacing variant of a catalog name ("red tape", "RedTape", "Grundtal" for GRUNDTAL: repaired
   to the catalog's spelling), a mangled one ("Marvell", "GRUNTAL") or an invented one (a capitalised word inside a
-  sentence that no fact has: "a material called Tiny Tins", "Stainless Stout"): the sentence is dropped.
+  sentence that no fact has: "a material called Tiny Tins", "Stainless Stout"): the sentence is dropped;
+- `garbled`: a sentence that is not language (stuttered letters such as "thththofththeth", runs of quotes and
+  commas): dropped.
 """
 from __future__ import annotations
 
@@ -33,8 +35,11 @@ _FIELD_PROSE = [re.compile(p, re.I) for p in (
     rf"\b{re.escape(PRINTED_LABEL)}\b",
     r"\b(?:made|manufactured|produced|brought to you) by the (?:company|brand|manufacturer)\b",
     # the prompt's instructions read back ("The product description is in flowing sentences")
-    r"\bflowing sentences\b|\b(?:the|this) (?:product )?description (?:above|below|is|uses)\b|\bin this order\b",
+    r"\bflowing sentences\b|\b(?:the|this) (?:product )?description (?:above|below|is|uses)\b|\bin this order\b"
+    r"|\bhow this (?:store|type) describes?\b|\bcopy the style\b|\bnever their details\b",
 )]
+_STUTTER = re.compile(r"([a-z]{1,3})\1{2,}", re.I)  # "thththofththeth"
+_JUNK = re.compile(r"[\"“”'’,\]\[{}]{3,}")  # '",""' and the like: a model emitting list syntax
 _STOP = frozenset("a an the and or of for to in on with is are it its this that by from at as be".split())
 
 
@@ -137,9 +142,22 @@ def _repeats(text: str, facts: CopyFacts) -> list[Problem]:
     return found
 
 
+def _garbled(text: str) -> list[Problem]:
+    """Sentences that are not language: stuttered letters, runs of quotes and commas, or mostly non-words."""
+    found = []
+    for start, end in sentences(text):
+        sentence = text[start:end]
+        tokens = sentence.split()
+        wordy = sum(bool(re.fullmatch(r"[\"“(]?[A-Za-zÀ-ÿ][\w'’/-]*[.,!?;:\")”]*", t)) or t[:1].isdigit() for t in tokens)
+        bad = _STUTTER.search(sentence) or _JUNK.search(sentence) or (tokens and wordy < 0.7 * len(tokens))
+        if bad:
+            found.append(Problem("garbled", sentence.strip()[:60], start, end, "not a sentence a shopper can read"))
+    return found
+
+
 def problems(text: str, facts: CopyFacts) -> list[Problem]:
-    """Every repeated word or phrase, field-name prose and mis-spelled catalog name in `text`, by position."""
-    found = _repeats(text, facts) + _name_problems(text, facts)
+    """Every repeated word or phrase, field-name prose, mis-spelled catalog name and garbled sentence in `text`."""
+    found = _repeats(text, facts) + _name_problems(text, facts) + _garbled(text)
     for pattern in _FIELD_PROSE:
         found += [Problem("field_prose", m.group(0).strip(), m.start(), m.end(),
                           f"{m.group(0).strip()!r} reads out a catalog field") for m in pattern.finditer(text)]

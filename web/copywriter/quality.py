@@ -9,7 +9,8 @@
   with the source descriptions' score beside it for scale.
 - Perplexity of the language model on the source descriptions (how well it models catalog language).
 - Merchandiser checks (`merchandiser_stats`, web/copywriter/polish.py): shares free of repeated words or phrases and
-  of field-name prose, share with every catalog name spelled as the catalog does, and the median length in words.
+  of field-name prose, share with every catalog name spelled as the catalog does, share with no garbled sentence,
+  and the median length in words.
 - Human verdict: of the generated versions, the shares approved unedited, approved after an edit, discarded, pending.
 """
 from __future__ import annotations
@@ -96,7 +97,7 @@ def grounding_stats(rows: list[tuple[Product, CopyVersion]], brands: Iterable[st
 
 def merchandiser_stats(rows: list[tuple[Product, CopyVersion]]) -> dict:
     """How many final texts a merchandiser could take as they are: no robotic repeats, no field names read out as
-    prose, catalog names spelled the catalog's way; and their median length in words."""
+    prose, catalog names spelled the catalog's way, no garbled sentence; and their median length in words."""
     kinds = [{p.kind for p in problems(version.text, facts_from_product(product))} for product, version in rows]
     n = len(rows) or 1
     lengths = [len(version.text.split()) for _, version in rows]
@@ -104,6 +105,7 @@ def merchandiser_stats(rows: list[tuple[Product, CopyVersion]]) -> dict:
             "no_field_prose": round(sum("field_prose" not in k for k in kinds) / n, 4),
             "no_repeats_or_field_prose": round(sum(not {"repeat", "field_prose"} & k for k in kinds) / n, 4),
             "names_as_in_catalog": round(sum("name" not in k for k in kinds) / n, 4),
+            "no_garbled": round(sum("garbled" not in k for k in kinds) / n, 4),
             "median_words": float(np.median(lengths)) if lengths else 0.0}
 
 
