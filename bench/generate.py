@@ -109,7 +109,7 @@ def quality_one(home: Path, catalog: str, args: argparse.Namespace) -> dict:
     service = _service(home, catalog, args.n)
     with service.store.session() as s:
         ids = list(s.scalars(select(Product.id).order_by(Product.key)))[:args.n]
-    options = CopyOptions(length=args.length, retries=args.retries)
+    options = CopyOptions(length=args.length, retries=args.retries, temperature=args.temperature)
     done = done_in_run(service.store, ids, "bench")
     todo = [] if args.report_only else [pid for pid in ids if pid not in done]
     log.info("%s: %d products, %d already written, %d to go", catalog, len(ids), len(done), len(todo))
@@ -123,7 +123,7 @@ def quality_one(home: Path, catalog: str, args: argparse.Namespace) -> dict:
     report = copy_quality(service.store, llm=service.writer.llm if args.perplexity_sample else None,
                           product_ids=written, perplexity_sample=args.perplexity_sample)
     report["options"] = {"catalog": catalog, "length": options.length, "requested_words": TARGET_WORDS[args.length],
-                         "retries": options.retries, "batch": args.batch, "model": service.llm_spec}
+                         "retries": options.retries, "temperature": options.temperature, "batch": args.batch, "model": service.llm_spec}
     if todo:
         report["seconds_per_description"] = round((time.perf_counter() - started) / len(todo), 2)
         report["load_average_1m_at_end"] = round(os.getloadavg()[0], 2)
@@ -139,6 +139,7 @@ def quality(args: argparse.Namespace) -> None:
     catalogs = list(CATALOGS) if args.catalog == "all" else [args.catalog]
     reports = {c: quality_one(Path(args.home) / c, c, args) for c in catalogs}
     summary = {c: {"n": r["n_products"], "grounded": r["grounding"]["no_unsupported_claims"],
+                   "grounded_in_catalog_alone": r["grounding"]["no_claims_beyond_catalog"],
                    "median_words": r["merchandiser"]["median_words"],
                    "requested_words": r["options"]["requested_words"],
                    "no_repeats_or_field_prose": r["merchandiser"]["no_repeats_or_field_prose"],
@@ -165,6 +166,7 @@ def main() -> None:
     p.add_argument("--length", choices=list(TARGET_WORDS), default="medium")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--retries", type=int, default=1)
+    p.add_argument("--temperature", type=float, default=CopyOptions.temperature, help="0: greedy first attempt")
     p.add_argument("--perplexity-sample", type=int, default=0, help="source descriptions to score (0: skip)")
     p.add_argument("--report-only", action="store_true", help="no generation: report on what is written so far")
     args = parser.parse_args()

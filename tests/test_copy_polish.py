@@ -17,6 +17,7 @@ from indexer_data import DATASETS
 from web.copywriter import generate as generate_module
 from web.copywriter.facts import CopyFacts, facts_from_product
 from web.copywriter.grounding import FactIndex, unsupported
+from web.copywriter.phrasebook import PhraseBook
 from web.copywriter.plan import detail_topic, fill, plan
 from web.copywriter.polish import problems, repair
 from web.copywriter.prompt import CopyOptions
@@ -100,7 +101,7 @@ def test_three_facts_are_planned_and_written_up_from_the_facts_alone(ikea_store)
     points = plan(vase)
     assert [p.topic for p in points] == ["identity", "material", "size"]
     text, added = fill("", vase, points, CopyOptions().min_words)
-    assert added == points and "VASEN" in text and "clear glass" in text and "20 cm" in text
+    assert added == points and "VASEN" in text and "clear glass" in text.lower() and "20 cm" in text
     assert problems(text, vase) == []
 
 
@@ -206,3 +207,24 @@ def test_invented_makers_and_home_claims_need_facts():
             "high temperatures.")
     bad = {(c.kind, c.key) for c in unsupported(text, index)}
     assert bad == {("provenance", "artisan"), ("feature", "non toxic"), ("feature", "heat resistant")}
+
+
+def test_a_stock_phrase_worn_across_the_catalog_is_dropped_but_a_name_never_is():
+    """A real SmolLM2 sentence (bench/generate.py, Myntra, 2026-12-02): "are a luxury product that offers" on one
+    page in six. Once three descriptions have it, the next one loses that sentence and keeps the rest."""
+    book = PhraseBook()
+    bag = CopyFacts(id="b", title="Murcia Women Hahk Black Handbags", brand="Murcia", category="Accessories")
+    stock = ("The Murcia Women Hahk Black Handbags are a luxury product that offers a unique and exquisite blend of "
+             "luxury and craftsmanship.")
+    for title in ("Puma Men Black Shoes", "Nike Women Blue Tshirt", "Fossil Men Brown Watch"):
+        other = CopyFacts(id=title, title=title, brand=title.split()[0], category="Apparel")
+        book.add(stock.replace(bag.title, title), other)
+    shoe = CopyFacts(id="s", title="Red Tape Men Brown Shoes", brand="Red Tape", category="Footwear")
+    text = "The Red Tape Men Brown Shoes are a luxury product that offers comfort. It is made of leather."
+    kept, dropped = book.drop_stock(text, shoe)
+    assert kept == "It is made of leather." and [p.kind for p in dropped] == ["stock"]
+    assert "already in 3 of 3 descriptions" in dropped[0].reason
+    name_only = PhraseBook()
+    for _ in range(5):
+        name_only.add("The Murcia Women Hahk Black Handbags by Murcia.", bag)
+    assert name_only.problems("The Murcia Women Hahk Black Handbags by Murcia.", bag) == []

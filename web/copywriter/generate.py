@@ -7,7 +7,8 @@ the grounding check reads what was written anyway (multi-token words, numbers, s
 a description with unsupported claims is regenerated (sampled, with the offending words banned too), and what
 is still unsupported in the best attempt is removed sentence by sentence (so are facts copied from a style
 example). Then the merchandiser checks (web/copywriter/polish.py) respell catalog names and drop repeated or
-field-name sentences; an attempt with problems or below the length floor is regenerated too. A text still under
+field-name sentences; an attempt with problems or below the length floor is regenerated too. Sentences that use a
+phrase the catalog's descriptions already overuse (web/copywriter/phrasebook.py) are dropped. A text still under
 the floor is written up with one plain sentence per planned fact it leaves out; when the facts run out first, the
 draft says so (`params["too_few_facts"]`) instead of padding. Every flagged claim is reported.
 """
@@ -27,6 +28,7 @@ from web.copywriter.facts import CopyFacts
 from web.copywriter.grounding import (Claim, FactIndex, lexicon, extract_claims, remove_unsupported,
                                       sentences)
 from web.copywriter.llm import LLM
+from web.copywriter.phrasebook import PhraseBook
 from web.copywriter.plan import Point, fill, plan
 from web.copywriter.polish import Problem, repair
 from web.copywriter.prompt import CopyOptions, bullets_messages, description_messages, render
@@ -239,10 +241,11 @@ class Copywriter:
     gives the catalog's descriptions of similar products as examples."""
 
     def __init__(self, llm: LLM, known_brands: frozenset[str] = frozenset(),
-                 style: StyleLibrary | None = None) -> None:
+                 style: StyleLibrary | None = None, phrases: PhraseBook | None = None) -> None:
         self.llm = llm
         self.known_brands = known_brands
         self.style = style
+        self.phrases = phrases  # the catalog's stock phrases: a sentence that overuses one is dropped
 
     def index(self, facts: CopyFacts) -> FactIndex:
         return FactIndex(facts, self.known_brands)
@@ -294,14 +297,18 @@ class Copywriter:
         for k, attempt in enumerate(tries):
             action = "removed" if k == best else "regenerated"
             flagged += [Claim(**{**c.to_json(), "action": action}) for c in attempt.claims if not c.supported]
-        text, added = fill(tries[best].cleaned, job.facts, job.points, options.min_words)
+        text, stock = tries[best].cleaned, []
+        if self.phrases is not None:
+            text, stock = self.phrases.drop_stock(text, job.facts)
+            self.phrases.add(text, job.facts)
+        text, added = fill(text, job.facts, job.points, options.min_words)
         if added:
             text, _ = repair(text, job.facts)  # the written-up sentences meet the same checks
         words = len(text.split())
         params = {**options.__dict__, "max_new_tokens": options.max_new_tokens, "attempts": len(tries),
                   "chosen_attempt": best + 1, "fallback": not tries[best].cleaned, "fluent": is_fluent(text),
                   "plan": [p.phrase for p in job.points], "style_examples": [e.product_id for e in job.examples],
-                  "polish": [p.to_json() for p in tries[best].problems],
+                  "polish": [p.to_json() for p in tries[best].problems + stock],
                   "written_from_facts": [p.phrase for p in added], "too_few_facts": words < options.min_words}
         if params["too_few_facts"]:
             params["note"] = (f"only {words} words: the catalog gives too few facts for a {options.length} "

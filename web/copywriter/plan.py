@@ -38,20 +38,34 @@ _BOILERPLATE = re.compile(r"view more product information", re.I)
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 TEMPLATES = {
     "identity": ("The {title} from {brand} is part of our {kind} range.", "Meet the {title} by {brand}, from our "
-                 "{kind} range.", "From {brand} comes the {title}, one of our {kind} picks."),
+                 "{kind} range.", "From {brand} comes the {title}, one of our {kind} picks.",
+                 "{brand} makes the {title}.", "This is the {title}, a {kind} by {brand}.",
+                 "Our {kind} selection includes the {title} from {brand}."),
     "identity_nobrand": ("Meet the {title}, from our {kind} range.", "Find the {title} in our {kind} range.",
-                         "Say hello to the {title}, one of our {kind} picks."),
-    "colour": ("It comes in {value}.", "It is finished in {value}.", "This one is {value}."),
-    "material": ("It is made of {value}.", "It is made from {value}.", "Its material is {value}."),
-    "size": ("It measures {value}.", "Its size is {value}.", "It is {value}."),
-    "pattern": ("It has a {value} look.", "The design is {value}.", "It is {value}."),
-    "fit": ("It has a {value}.", "Expect a {value}.", "It is cut for a {value}."),
-    "use": ("It suits {value} wear.", "A good pick for {value} days.", "Made with {value} use in mind."),
-    "audience": ("It is made for {value}.", "It is designed for {value}.", "A choice for {value}."),
-    "printed": ("The package reads {value}.", "The pack is printed with {value}.", "The label reads {value}."),
-    "price": ("It is priced at {value}.", "It costs {value}.", "It sells for {value}."),
-    "accent": ("It has {value} accents.", "Details come in {value}.", "It is set off with {value}."),
-    "attribute": ("It has {value}.", "It features {value}.", "Expect {value}."),
+                         "Say hello to the {title}, one of our {kind} picks.", "This is the {title}.",
+                         "The {title} joins our {kind} selection.", "Here is the {title}, a {kind} worth a look."),
+    "colour": ("It comes in {value}.", "It is finished in {value}.", "This one is {value}.", "It is done in {value}.",
+               "You get it in {value}.", "The shade is {value}."),
+    "material": ("It is made of {value}.", "It is made from {value}.", "Its material is {value}.",
+                 "{Value} is what it is made of.", "It is crafted from {value}.", "Built from {value}."),
+    "size": ("It measures {value}.", "Its size is {value}.", "It is {value}.", "In size it is {value}.",
+             "The dimensions are {value}.", "It takes up {value}."),
+    "pattern": ("It has a {value} look.", "The design is {value}.", "It is {value}.", "Expect a {value} design.",
+                "The look is {value}."),
+    "fit": ("It has a {value}.", "Expect a {value}.", "It is cut for a {value}.", "The cut is a {value}.",
+            "It sits with a {value}."),
+    "use": ("It suits {value} wear.", "A good pick for {value} days.", "Made with {value} use in mind.",
+            "Reach for it on {value} days.", "It is at home in {value} settings."),
+    "audience": ("It is made for {value}.", "It is designed for {value}.", "A choice for {value}.",
+                 "Made with {value} in mind.", "It is meant for {value}."),
+    "printed": ("The package reads {value}.", "The pack says {value}.", "The label reads {value}.",
+                "Look for {value} on the pack.", "The front of the pack says {value}."),
+    "price": ("It is priced at {value}.", "It costs {value}.", "It sells for {value}.", "Yours for {value}.",
+              "The price is {value}."),
+    "accent": ("It has {value} accents.", "Details come in {value}.", "It is set off with {value}.",
+               "Accents come in {value}.", "{Value} details finish it."),
+    "attribute": ("It has {value}.", "It features {value}.", "Expect {value}.", "It offers {value}.",
+                  "You also get {value}."),
 }
 
 
@@ -166,7 +180,8 @@ def sentence(point: Point, facts: CopyFacts) -> str:
         brand = facts.brand if facts.brand and facts.brand.lower() not in facts.title.lower() else ""
         template = _pick(TEMPLATES["identity" if brand else "identity_nobrand"], facts.id)
         return template.format(title=point.value, kind=_kind(facts), brand=brand or facts.brand or "")
-    return _pick(TEMPLATES[point.topic], f"{facts.id}:{point.topic}").format(value=point.value)
+    template = _pick(TEMPLATES[point.topic], f"{facts.id}:{point.topic}")
+    return template.format(value=point.value, Value=point.value[:1].upper() + point.value[1:])
 
 
 def covered(point: Point, text: str) -> bool:

@@ -3,7 +3,8 @@
 - BLEU (corpus, 4-gram, smoothed) of each product's latest generated description against its source description:
   low is expected (the copy is written from facts, not paraphrased), it shows how close the wording is.
 - Self-BLEU: each description against all the others; high means every product reads the same (low diversity).
-- Grounding rate: share of descriptions whose final text has no unsupported claim, share that is also fluent,
+- Grounding rate: share of descriptions whose final text has no unsupported claim (against the catalog's facts and the
+  image reads recorded with the version; `no_claims_beyond_catalog` against the catalog alone), share also fluent,
   share whose first attempt was already clean, and the flagged claims by kind.
 - CLIPScore (Hessel et al. 2021: 2.5 * max(cos, 0)) between the product image and the copy with our encoder,
   with the source descriptions' score beside it for scale.
@@ -16,6 +17,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 import math
 import re
 from collections import Counter, defaultdict
@@ -26,7 +28,7 @@ import torch
 from sqlalchemy import select
 
 from indexer.store import CopyVersion, Product, Store
-from web.copywriter.facts import facts_from_product
+from web.copywriter.facts import VisualAttribute, facts_from_product
 from web.copywriter.generate import is_fluent
 from web.copywriter.grounding import FactIndex, extract_claims
 from web.copywriter.polish import problems
@@ -76,21 +78,26 @@ def self_bleu(texts: list[str]) -> float:
 
 
 def grounding_stats(rows: list[tuple[Product, CopyVersion]], brands: Iterable[str]) -> dict:
-    """Re-check every final text against its product's facts (not trusting the stored report)."""
+    """Re-check every final text against its product's facts (not trusting the stored report): the catalog's facts
+    plus the image reads recorded with the version (what the copywriter was given), and the catalog's alone."""
     brands = frozenset(brands)
-    clean = fluent_clean = first_clean = fallback = 0
+    clean = fluent_clean = first_clean = fallback = catalog_only = 0
     by_kind: Counter = Counter()
     for product, version in rows:
-        index = FactIndex(facts_from_product(product), brands)
+        catalog = facts_from_product(product)
+        seen = [VisualAttribute(**v) for v in (version.params or {}).get("visual_attributes") or []]
+        index = FactIndex(replace(catalog, visual=seen), brands)
         if not any(not c.supported for c in extract_claims(version.text, index)):
             clean += 1
             fluent_clean += is_fluent(version.text)
+        catalog_only += not any(not c.supported for c in extract_claims(version.text, FactIndex(catalog, brands)))
         flagged = version.unsupported_claims or []
         first_clean += (version.params or {}).get("attempts", 1) == 1 and not flagged
         fallback += bool((version.params or {}).get("fallback"))
         by_kind.update(c.get("kind") for c in flagged)
     n = len(rows) or 1
     return {"n": len(rows), "no_unsupported_claims": round(clean / n, 4),
+            "no_claims_beyond_catalog": round(catalog_only / n, 4),
             "no_unsupported_and_fluent": round(fluent_clean / n, 4), "first_attempt_clean": round(first_clean / n, 4),
             "fallback_to_title": round(fallback / n, 4), "flagged_by_kind": dict(by_kind.most_common())}
 

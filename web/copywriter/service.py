@@ -10,12 +10,14 @@ from typing import Iterator
 
 from indexer.config import Settings
 from indexer.store import CopyVersion, Store, open_store
-from web.copywriter.facts import DEFAULT_VISUAL_THRESHOLD, CopyFacts, VisualReader, load_facts, visual_reader
+from web.copywriter.facts import (DEFAULT_VISUAL_THRESHOLD, CopyFacts, VisualReader, facts_from_product, load_facts,
+                                  visual_reader)
 from web.copywriter.generate import CopyDraft, Copywriter
 from web.copywriter.llm import load_llm
+from web.copywriter.phrasebook import PhraseBook
 from web.copywriter.prompt import CopyOptions
 from web.copywriter.style import StyleLibrary
-from web.copywriter.versions import known_brands, save_draft
+from web.copywriter.versions import known_brands, recent_texts, save_draft
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +43,11 @@ class CopyService:
             with self._lock:
                 if self._writer is None:
                     llm = load_llm(self.llm_spec, cache_dir=self.settings.model_cache_dir)
+                    phrases = PhraseBook()
                     with self.store.session() as s:
                         brands = known_brands(s)
-                    self._writer = Copywriter(llm, brands, StyleLibrary(self.store, self._neighbours))
+                        phrases.seed((text, facts_from_product(p)) for text, p in recent_texts(s))
+                    self._writer = Copywriter(llm, brands, StyleLibrary(self.store, self._neighbours), phrases)
         return self._writer
 
     def _neighbours(self, product_id: str, k: int) -> list[str]:

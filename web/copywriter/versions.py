@@ -139,6 +139,13 @@ def approved_product_ids(session: Session, product_ids: list[str] | None = None)
     return set(session.scalars(query))
 
 
+def recent_texts(session: Session, limit: int = 1000) -> list[tuple[str, Product]]:
+    """The newest `limit` copy texts of the catalog with their products: what its descriptions already say."""
+    query = (select(CopyVersion.text, Product).join(Product, Product.id == CopyVersion.product_id)
+             .order_by(CopyVersion.id.desc()).limit(limit))
+    return [(text, product) for text, product in session.execute(query)]
+
+
 def known_brands(session: Session) -> frozenset[str]:
     """Every brand in the catalog: a copy naming one that isn't the product's is an unsupported claim."""
     return frozenset(b for b in session.scalars(select(Product.brand).distinct()) if b)
