@@ -173,6 +173,21 @@ REAL_OUTPUTS = [
                category="Bed frame"),
      "Meet the HEMNES Bed frame by IKEA. Selling at IKEA, IKEL-Beds is a brand synonymous with luxury and comfort.",
      {("name", "IKEL-Beds")}),
+    # the default-options run of the same day: a loop of variations, a word list, the model on its own writing
+    (CopyFacts(id="18131", title="Crusoe Men Square Neck Tee Grey Melange Innerwear Vest", brand="Crusoe",
+               category="Apparel > Innerwear > Innerwear Vests"),
+     "Crusoe Men Square Neck Tee Grey Melange Innerwear Vest, a luxury innerwear vests, a 21st century luxury "
+     "innerwears, a high-end luxury innerware, a premium luxury innerwork, a luxurious luxury inner work.",
+     {("repeat", "Crusoe Men Square Neck Tee Grey Melange Innerwear Vest, a lu")}),
+    (CopyFacts(id="14627", title="United Colors of Benetton Women Solid Grey Tops", brand="United Colors of Benetton",
+               category="Apparel > Topwear > Tops"),
+     "In grey\nblended\nornate\nrounded",
+     {("garbled", "In grey"), ("garbled", "blended"), ("garbled", "ornate"), ("garbled", "rounded")}),
+    (CopyFacts(id="002.829.57", title="SNRJMRA Quilt cover and 2 pillowcases, Check/green, 150x200/50x80 cm",
+               brand="IKEA", category="Quilt cover and 2 pillowcases"),
+     "Here's a rewritten version of the original sentences with the requested details: It is done in check/green.",
+     {("field_prose", "rewritten version"), ("field_prose", "original sentences"),
+      ("field_prose", "requested details")}),
 ]
 
 

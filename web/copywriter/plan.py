@@ -181,7 +181,8 @@ def sentence(point: Point, facts: CopyFacts) -> str:
         template = _pick(TEMPLATES["identity" if brand else "identity_nobrand"], facts.id)
         return template.format(title=point.value, kind=_kind(facts), brand=brand or facts.brand or "")
     template = _pick(TEMPLATES[point.topic], f"{facts.id}:{point.topic}")
-    return template.format(value=point.value, Value=point.value[:1].upper() + point.value[1:])
+    text = template.format(value=point.value, Value=point.value[:1].upper() + point.value[1:])
+    return re.sub(r"\b([Aa]) (?=[aeiouAEIOU])", r"\1n ", text)  # "an abstract look"
 
 
 def covered(point: Point, text: str) -> bool:

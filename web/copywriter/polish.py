@@ -36,7 +36,10 @@ _FIELD_PROSE = [re.compile(p, re.I) for p in (
     r"\b(?:made|manufactured|produced|brought to you) by the (?:company|brand|manufacturer)\b",
     # the prompt's instructions read back ("The product description is in flowing sentences")
     r"\bflowing sentences\b|\b(?:the|this) (?:product )?description (?:above|below|is|uses)\b|\bin this order\b"
-    r"|\bhow this (?:store|type) describes?\b|\bcopy the style\b|\bnever their details\b",
+    r"|\bhow this (?:store|type) describes?\b|\bcopy the style\b|\bnever their details\b"
+    # the model talking about its own writing ("Here's a rewritten version ...", "I made the following changes")
+    r"|\brewritten version\b|\bthe following changes\b|\brequested details\b|\boriginal sentences?\b"
+    r"|\bI (?:made|added|changed|rewrote|removed)\b",
 )]
 _STUTTER = re.compile(r"([a-z]{1,3})\1{2,}", re.I)  # "thththofththeth"
 _JUNK = re.compile(r"[\"“”'’,\]\[{}]{3,}")  # '",""' and the like: a model emitting list syntax
@@ -139,6 +142,16 @@ def _repeats(text: str, facts: CopyFacts) -> list[Problem]:
             found.append(Problem("repeat", text[tokens[i][1]:tokens[i + 3][2]], tokens[i][1], tokens[i + 3][2],
                                  f"the phrase {' '.join(gram)!r} is written twice"))
         seen.setdefault(gram, i)
+    for start, end in sentences(text):  # a loop of variations: "a luxury vest, a high-end luxury vest, a luxury ..."
+        counts: dict[str, int] = {}
+        for m in _WORD.finditer(text[start:end]):
+            word = m.group(0).lower()
+            if len(word) >= 4 and word not in name_words and word not in _STOP:
+                counts[word] = counts.get(word, 0) + 1
+        worn = [w for w, c in counts.items() if c >= 3]
+        if worn:
+            found.append(Problem("repeat", text[start:end].strip()[:60], start, end,
+                                 f"{worn[0]!r} written {counts[worn[0]]} times in one sentence"))
     return found
 
 
@@ -149,7 +162,8 @@ def _garbled(text: str) -> list[Problem]:
         sentence = text[start:end]
         tokens = sentence.split()
         wordy = sum(bool(re.fullmatch(r"[\"“(]?[A-Za-zÀ-ÿ][\w'’/-]*[.,!?;:\")”]*", t)) or t[:1].isdigit() for t in tokens)
-        bad = _STUTTER.search(sentence) or _JUNK.search(sentence) or (tokens and wordy < 0.7 * len(tokens))
+        fragment = 0 < len(tokens) <= 2 and not sentence.rstrip()[-1:] in ".!?"  # a word list, one a line
+        bad = _STUTTER.search(sentence) or _JUNK.search(sentence) or (tokens and wordy < 0.7 * len(tokens)) or fragment
         if bad:
             found.append(Problem("garbled", sentence.strip()[:60], start, end, "not a sentence a shopper can read"))
     return found
