@@ -394,15 +394,17 @@ def sentences(text: str) -> list[tuple[int, int]]:
     return spans
 
 
+def without_sentences(text: str, positions: list[int]) -> str:
+    """`text` without the sentences that hold any of `positions` (character offsets), spaces tidied."""
+    kept = [text[s:e] for s, e in sentences(text) if not any(s <= pos < e for pos in positions)]
+    return re.sub(r"[ \t]+", " ", "".join(kept)).strip()
+
+
 def remove_unsupported(text: str, claims: list[Claim]) -> tuple[str, list[Claim]]:
     """`text` without the sentences that carry an unsupported claim; the claims come back marked 'removed'."""
     bad = [c for c in claims if not c.supported]
     if not bad:
         return text, claims
-    kept_parts = []
-    for start, end in sentences(text):
-        if not any(start <= c.start < end for c in bad):
-            kept_parts.append(text[start:end])
-    cleaned = re.sub(r"[ \t]+", " ", "".join(kept_parts)).strip()
+    cleaned = without_sentences(text, [c.start for c in bad])
     marked = [Claim(**{**asdict(c), "action": "removed"}) if not c.supported else c for c in claims]
     return cleaned, marked

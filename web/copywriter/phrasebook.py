@@ -12,14 +12,14 @@ from __future__ import annotations
 import re
 import threading
 from collections import Counter
+from dataclasses import replace
 from typing import Iterable
 
 from web.copywriter.facts import CopyFacts
-from web.copywriter.grounding import sentences
-from web.copywriter.polish import Problem
+from web.copywriter.grounding import sentences, without_sentences
+from web.copywriter.polish import STOP_WORDS, Problem
 
 _TOKEN = re.compile(r"[a-z0-9]+")
-_STOP = frozenset("a an the and or of for to in on with is are it its this that by from at as be".split())
 MAX_SHARE = 0.05
 MIN_COUNT = 3
 
@@ -27,7 +27,7 @@ MIN_COUNT = 3
 def _phrases(text: str, own: frozenset[str]) -> set[tuple[str, ...]]:
     tokens = _TOKEN.findall(text.lower())
     grams = {tuple(tokens[i:i + 4]) for i in range(len(tokens) - 3)}
-    return {g for g in grams if not all(w in own or w in _STOP for w in g)}
+    return {g for g in grams if not all(w in own or w in STOP_WORDS for w in g)}
 
 
 def _own_words(facts: CopyFacts) -> frozenset[str]:
@@ -67,10 +67,10 @@ class PhraseBook:
             for start, end in sentences(text):
                 worn = [g for g in _phrases(text[start:end], own) if self.counts[g] >= limit]
                 if worn:
-                    phrase = " ".join(max(worn, key=lambda g: self.counts[g]))
+                    most = max(worn, key=lambda g: self.counts[g])
                     found.append(Problem("stock", text[start:end].strip()[:60], start, end,
-                                         f"{phrase!r} is already in {self.counts[tuple(phrase.split())]} of "
-                                         f"{self.texts} descriptions"))
+                                         f"{' '.join(most)!r} is already in {self.counts[most]} of {self.texts} "
+                                         "descriptions"))
         return found
 
     def drop_stock(self, text: str, facts: CopyFacts) -> tuple[str, list[Problem]]:
@@ -78,7 +78,4 @@ class PhraseBook:
         found = self.problems(text, facts)
         if not found:
             return text, []
-        starts = {p.start for p in found}
-        kept = [text[s:e] for s, e in sentences(text) if s not in starts]
-        return re.sub(r"[ \t]+", " ", "".join(kept)).strip(), [Problem(**{**p.to_json(), "action": "removed"})
-                                                               for p in found]
+        return without_sentences(text, [p.start for p in found]), [replace(p, action="removed") for p in found]

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, replace
 from difflib import SequenceMatcher
 
 from web.copywriter.facts import CopyFacts, PRINTED_LABEL
-from web.copywriter.grounding import sentences
+from web.copywriter.grounding import sentences, without_sentences
 
 _WORD = re.compile(r"[A-Za-zÀ-ÿ][\w'’-]*")
 _DOUBLED = re.compile(r"\b([A-Za-z]{3,})\b(?:\s*,\s*|\s+(?:and|or|&)\s+(?:\w+\s+)?|\s+)\1\b", re.I)
@@ -43,7 +43,7 @@ _FIELD_PROSE = [re.compile(p, re.I) for p in (
 )]
 _STUTTER = re.compile(r"([a-z]{1,3})\1{2,}", re.I)  # "thththofththeth"
 _JUNK = re.compile(r"[\"“”'’,\]\[{}]{3,}")  # '",""' and the like: a model emitting list syntax
-_STOP = frozenset("a an the and or of for to in on with is are it its this that by from at as be".split())
+STOP_WORDS = frozenset("a an the and or of for to in on with is are it its this that by from at as be".split())
 
 
 @dataclass(frozen=True)
@@ -136,7 +136,7 @@ def _repeats(text: str, facts: CopyFacts) -> list[Problem]:
     seen: dict[tuple[str, ...], int] = {}
     for i in range(len(tokens) - 3):
         gram = tuple(t for t, _, _ in tokens[i:i + 4])
-        if all(w in name_words or w in _STOP for w in gram):
+        if all(w in name_words or w in STOP_WORDS for w in gram):
             continue  # the product's own name, said again, is not a repeated phrase
         if gram in seen and i - seen[gram] >= 4:
             found.append(Problem("repeat", text[tokens[i][1]:tokens[i + 3][2]], tokens[i][1], tokens[i + 3][2],
@@ -146,7 +146,7 @@ def _repeats(text: str, facts: CopyFacts) -> list[Problem]:
         counts: dict[str, int] = {}
         for m in _WORD.finditer(text[start:end]):
             word = m.group(0).lower()
-            if len(word) >= 4 and word not in name_words and word not in _STOP:
+            if len(word) >= 4 and word not in name_words and word not in STOP_WORDS:
                 counts[word] = counts.get(word, 0) + 1
         worn = [w for w, c in counts.items() if c >= 3]
         if worn:
@@ -194,7 +194,6 @@ def repair(text: str, facts: CopyFacts) -> tuple[str, list[Problem]]:
                 report.append(replace(p, action="fixed"))
     left = problems(text, facts)
     if left:
-        kept = [text[s:e] for s, e in sentences(text) if not any(s <= p.start < e for p in left)]
-        text = re.sub(r"[ \t]+", " ", "".join(kept)).strip()
+        text = without_sentences(text, [p.start for p in left])
         report += [replace(p, action="removed") for p in left]
     return text, report
