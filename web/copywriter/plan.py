@@ -180,7 +180,7 @@ def sentence(point: Point, facts: CopyFacts) -> str:
         brand = facts.brand if facts.brand and facts.brand.lower() not in facts.title.lower() else ""
         template = _pick(TEMPLATES["identity" if brand else "identity_nobrand"], facts.id)
         return template.format(title=point.value, kind=_kind(facts), brand=brand or facts.brand or "")
-    template = _pick(TEMPLATES[point.topic], f"{facts.id}:{point.topic}")
+    template = _pick(TEMPLATES[point.topic], f"{facts.id}:{point.topic}:{point.value}")  # points of one topic vary
     text = template.format(value=point.value, Value=point.value[:1].upper() + point.value[1:])
     return re.sub(r"\b([Aa]) (?=[aeiouAEIOU])", r"\1n ", text)  # "an abstract look"
 
