@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,8 @@ from web.copywriter import generate as generate_module
 from web.copywriter.facts import CopyFacts, facts_from_product
 from web.copywriter.grounding import FactIndex, unsupported
 from web.copywriter.phrasebook import PhraseBook
-from web.copywriter.plan import detail_topic, fill, plan
+from web.copywriter.phrasing import Noun, fill, noun, sentence
+from web.copywriter.plan import Point, detail_topic, plan
 from web.copywriter.polish import problems, repair
 from web.copywriter.prompt import CopyOptions
 from web.copywriter.service import CopyService
@@ -188,6 +190,20 @@ REAL_OUTPUTS = [
      "Here's a rewritten version of the original sentences with the requested details: It is done in check/green.",
      {("field_prose", "rewritten version"), ("field_prose", "original sentences"),
       ("field_prose", "requested details")}),
+    # 2026-12-02, session 8, the same bench: the system prompt read back as copy
+    (CopyFacts(id="11278", title="Wrangler Men Celebrate Indigo Green Tshirts", brand="Wrangler",
+               category="Apparel > Topwear > Tshirts"),
+     "The Wrangler Men Celebrate Indigo Green Tshirts have been a favorite among men.\n\nIt's written in a friendly "
+     "and enthusiastic tone, using only facts and figures to make the product description easy to read.",
+     {("field_prose", "written in a friendly and enthusiastic tone"), ("field_prose", "using only facts")}),
+    (CopyFacts(id="11008", title="Inkfruit Women Behind Cream Tshirts", brand="Inkfruit",
+               category="Apparel > Topwear > Tshirts"),
+     'Here is a sample product description:\n\n"The accents on these tshirts are blue.',
+     {("field_prose", "Here is a sample product description")}),
+    (CopyFacts(id="10340", title="United Colors of Benetton Women Green Polo T-shirt",
+               brand="United Colors of Benetton", category="Apparel > Topwear > Tshirts"),
+     "I'm excited to tell you that there's a new and exciting product coming to your market right now.",
+     {("field_prose", "I'm")}),
 ]
 
 
@@ -243,3 +259,26 @@ def test_a_stock_phrase_worn_across_the_catalog_is_dropped_but_a_name_never_is()
     for _ in range(5):
         name_only.add("The Murcia Women Hahk Black Handbags by Murcia.", bag)
     assert name_only.problems("The Murcia Women Hahk Black Handbags by Murcia.", bag) == []
+
+
+@pytest.mark.parametrize("category,word,plural", [
+    ("Apparel > Topwear > Tshirts", "tshirts", True), ("Accessories > Watches > Watches", "watches", True),
+    ("Box with lid", "box", False), ("Chest of 5 drawers", "chest", False), ("Rug, low pile", "rug", False),
+    ("Quilt cover and 2 pillowcases", "set", False), ("Table+2 chairs, outdoor", "table", False),
+    ("Packages > Dairy > Sour-Cream", "sour cream", False), ("Vegetables > Asparagus", "asparagus", False),
+    ("Apparel > Dress", "dress", False), ("LED spotlight", "LED spotlight", False)])
+def test_a_fact_sentence_names_the_product_by_its_noun(category, word, plural):
+    """Real category levels of the three catalogs: the noun the fact sentences use, and whether verbs agree in the
+    plural ("These tshirts are made of cotton", "This box measures 37x54x21 cm")."""
+    assert noun(CopyFacts(id="p", title="T", category=category)) == Noun(word, plural)
+
+
+def test_fact_sentences_agree_with_the_noun_and_skip_brand_templates_without_a_brand():
+    tees = CopyFacts(id="t", title="Puma Men White Tshirts", brand="Puma", category="Apparel > Topwear > Tshirts")
+    box = CopyFacts(id="b", title="KUGGIS Box with lid, White, 37x54x21 cm", category="Box with lid")
+    lines = [sentence(Point(topic, value, value), facts) for facts in (tees, box) for topic, value in
+             (("material", "cotton"), ("colour", "white"), ("fit", "regular fit"), ("price", "499 INR"))]
+    for line in lines[:4]:
+        assert not re.search(r"\b(?:It|it|This|this) (?:is|has)\b|\bcomes\b", line), line
+    for line in lines[4:]:
+        assert not re.search(r"\b(?:They|they|These|these) (?:are|have)\b|\bPuma\b|\bNone\b|^\s*(?:makes|cuts)", line), line

@@ -12,19 +12,22 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import torch
 from click.testing import CliRunner
 
 from indexer.config import load_settings
 from indexer.store import CopyVersion, Product
 from indexer_data import facts_store, myntra_products
+from web.copywriter.generate import RowSampling, complete
 from web.copywriter.facts import VISUAL_GROUPS, CopyFacts, VisualReader, facts_from_product
 from web.copywriter.grounding import FactIndex, extract_claims, remove_unsupported, unsupported
 from web.copywriter.llm import load_llm
-from web.copywriter.prompt import CopyOptions
+from web.copywriter.prompt import CopyOptions, render
 from web.copywriter.service import CopyService
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -152,6 +155,25 @@ def test_generated_copy_is_checked_stored_and_source_untouched(home, llm):
     with store.session() as s:
         assert {p: s.get(Product, p).description for p in before} == before
         assert s.query(CopyVersion).count() == 2
+
+
+def test_row_sampling_draws_from_the_nucleus_in_proportion():
+    """Gumbel-max over logits/T is a draw from softmax(logits/T); tokens past top_p are never drawn."""
+    logits = torch.tensor([[2.0, 1.0, 0.0, -6.0]])
+    draws = Counter(int(RowSampling(1.0, [seed], top_p=0.99)(None, logits.clone()).argmax()) for seed in range(4000))
+    nucleus = torch.softmax(logits[0, :3], dim=0)
+    assert draws[3] == 0 and set(draws) == {0, 1, 2}
+    for token in range(3):
+        assert abs(draws[token] / 4000 - float(nucleus[token])) < 0.03
+
+
+def test_sampled_copy_depends_on_the_product_seed_not_the_batch(llm):
+    """A product's sampled text is the same alone or beside another row, and another seed writes another text."""
+    prompt = render(llm.tokenizer, [{"role": "user", "content": "Describe a red cotton T-shirt in two sentences."}])
+    alone = complete(llm, [prompt], [set()], 30, temperature=1.0, seeds=[7])
+    paired = complete(llm, [prompt, prompt], [set(), set()], 30, temperature=1.0, seeds=[11, 7])
+    assert paired[1] == alone[0]
+    assert paired[0] != paired[1]
 
 
 def test_cli_generate_json(home, llm):

@@ -100,6 +100,9 @@ def cli_json(draft, version) -> dict:
               help="Regenerations of a description with unsupported claims before they are removed.")
 @click.option("--style-examples", type=click.IntRange(0, 3), default=2, show_default=True,
               help="The catalog's descriptions of similar products shown to the model as style (0: none).")
+@click.option("--temperature", type=click.FloatRange(0, 2), default=CopyOptions.temperature, show_default=True,
+              help="Sampling temperature (0: greedy). Each product samples from its own seed, whatever the batch.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Another seed writes other texts.")
 @click.option("--batch-size", type=click.IntRange(1, 64), default=4, show_default=True)
 @click.option("--llm", "llm_spec", default=None, help="Language model spec (default $SHOPLENS_LLM or smollm2-135m).")
 @click.option("--no-vision", is_flag=True, help="Don't read visual attributes from the product image.")
@@ -112,7 +115,7 @@ def cli_json(draft, version) -> dict:
 @click.pass_context
 def generate_command(ctx: click.Context, products: tuple[str, ...], ids_file: Path | None, filters: tuple[str, ...],
                      limit: int | None, length: str, tone: str, bullets: bool, retries: int, style_examples: int,
-                     batch_size: int,
+                     temperature: float, seed: int, batch_size: int,
                      llm_spec: str | None, no_vision: bool, visual_threshold: float, include_approved: bool, author: str, as_json: bool,
                      no_progress: bool) -> None:
     """Write grounded product copy with the language model and store it as draft versions."""
@@ -123,7 +126,8 @@ def generate_command(ctx: click.Context, products: tuple[str, ...], ids_file: Pa
     parsed = parse_filters(filters)
     if not ids and not parsed and not limit:
         raise click.UsageError("say which products: --product ID, --ids-file FILE, --filter FIELD=VALUE or --limit N")
-    options = CopyOptions(length=length, tone=tone, bullets=bullets, retries=retries, style_examples=style_examples)
+    options = CopyOptions(length=length, tone=tone, bullets=bullets, retries=retries, style_examples=style_examples,
+                          temperature=temperature, seed=seed)
     service = CopyService(settings, llm_spec=llm_spec, vision=not no_vision, visual_threshold=visual_threshold)
     chosen = select_products(service.store, ids=ids, filters=parsed, limit=limit)
     single = len(products) == 1 and not ids_file and not parsed

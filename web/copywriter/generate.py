@@ -14,6 +14,7 @@ draft says so (`params["too_few_facts"]`) instead of padding. Every flagged clai
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import threading
@@ -29,7 +30,8 @@ from web.copywriter.grounding import (Claim, FactIndex, lexicon, extract_claims,
                                       sentences)
 from web.copywriter.llm import LLM
 from web.copywriter.phrasebook import PhraseBook
-from web.copywriter.plan import Point, fill, plan
+from web.copywriter.phrasing import fill
+from web.copywriter.plan import Point, plan
 from web.copywriter.polish import Problem, repair
 from web.copywriter.prompt import CopyOptions, bullets_messages, description_messages, render
 from web.copywriter.style import StyleExample, StyleLibrary, leaked_claims
@@ -137,9 +139,36 @@ def _claim_tokens(llm: LLM, claims: list[Claim]) -> set[int]:
     return ids
 
 
+class RowSampling(LogitsProcessor):
+    """Temperature and nucleus (top-p) sampling with one random stream per row, so a product's text depends on its
+    own seed, never on the batch it was written in. Gumbel-max: the argmax of logits/T plus Gumbel noise is a draw
+    from softmax(logits/T), so greedy decoding over these scores samples."""
+
+    def __init__(self, temperature: float, seeds: list[int], top_p: float = 0.9) -> None:
+        self.temperature = temperature
+        self.top_p = top_p
+        self.generators = [torch.Generator().manual_seed(s) for s in seeds]
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        scores = scores.float() / self.temperature
+        ordered, order = scores.sort(dim=-1, descending=True)
+        beyond = ordered.softmax(dim=-1).cumsum(dim=-1) > self.top_p
+        beyond[:, 1:] = beyond[:, :-1].clone()  # keep the token that crosses top_p
+        beyond[:, 0] = False
+        scores = scores.scatter(-1, order, ordered.masked_fill(beyond, float("-inf")))
+        uniform = torch.stack([torch.rand(scores.shape[-1], generator=g) for g in self.generators])
+        return scores - torch.log(-torch.log(uniform.clamp(1e-10, 1 - 1e-7)))
+
+
+def row_seed(seed: int, key: str) -> int:
+    """The random stream of one product's attempt: from the run's seed and the product (and attempt)."""
+    return int(hashlib.sha1(f"{seed}:{key}".encode()).hexdigest()[:15], 16)
+
+
 def complete(llm: LLM, prompts: list[str], bans: list[set[int]], max_new_tokens: int, *, temperature: float = 0.0,
-             seed: int = 0, streamer: TextIteratorStreamer | None = None) -> list[str]:
-    """One batched generation; rows are left-padded and decoded without the prompt."""
+             seeds: list[int] | None = None, streamer: TextIteratorStreamer | None = None) -> list[str]:
+    """One batched generation; rows are left-padded and decoded without the prompt. With a temperature, row i
+    samples from its own stream `seeds[i]` (default: its position)."""
     tok = llm.tokenizer
     enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
     vocab = max(len(tok), llm.model.config.vocab_size)
@@ -147,14 +176,13 @@ def complete(llm: LLM, prompts: list[str], bans: list[set[int]], max_new_tokens:
     for row, ids in enumerate(bans):
         if ids:
             mask[row, list(ids)] = True
-    sampling = dict(do_sample=True, temperature=temperature, top_p=0.9) if temperature > 0 else dict(do_sample=False)
+    processors = LogitsProcessorList([BanTokens(mask), NoRepeatInAnswer(enc["input_ids"].shape[1])])
     if temperature > 0:
-        torch.manual_seed(seed)
+        processors.append(RowSampling(temperature, list(range(len(prompts))) if seeds is None else seeds))
     with llm.lock, torch.inference_mode():
-        processors = LogitsProcessorList([BanTokens(mask), NoRepeatInAnswer(enc["input_ids"].shape[1])])
         out = llm.model.generate(**enc, max_new_tokens=max_new_tokens, logits_processor=processors,
                                  eos_token_id=llm.eos_token_ids, pad_token_id=tok.pad_token_id, streamer=streamer,
-                                 **sampling)
+                                 do_sample=False)
     return [tok.decode(row[enc["input_ids"].shape[1]:], skip_special_tokens=True) for row in out]
 
 
@@ -266,7 +294,7 @@ class Copywriter:
         jobs = [self.job(f, options) for f in facts_list]
         bans = [banned_tokens(self.llm, job.index) for job in jobs]
         raws = complete(self.llm, [job.prompt for job in jobs], bans, options.max_new_tokens,
-                        temperature=options.temperature, seed=options.seed)
+                        temperature=options.temperature, seeds=[row_seed(options.seed, j.facts.id) for j in jobs])
         attempts = [[_attempt(raw, job, options, self.style)] for raw, job in zip(raws, jobs)]
         self._retry(attempts, jobs, bans, options)
         drafts = [self._finish(job, tries, options) for job, tries in zip(jobs, attempts)]
@@ -287,7 +315,7 @@ class Copywriter:
                 bans[i] = bans[i] | _claim_tokens(self.llm, [c for c in attempts[i][-1].claims if not c.supported])
             raws = complete(self.llm, [jobs[i].prompt for i in todo], [bans[i] for i in todo],
                             options.max_new_tokens, temperature=max(options.temperature, 0.7),
-                            seed=options.seed + round_ + 1)
+                            seeds=[row_seed(options.seed, f"{jobs[i].facts.id}:{round_ + 1}") for i in todo])
             for i, raw in zip(todo, raws):
                 attempts[i].append(_attempt(raw, jobs[i], options, self.style))
 
@@ -345,7 +373,8 @@ class Copywriter:
         def work() -> None:
             try:
                 result["raw"] = complete(self.llm, [job.prompt], bans, options.max_new_tokens,
-                                         temperature=options.temperature, seed=options.seed, streamer=streamer)[0]
+                                         temperature=options.temperature, streamer=streamer,
+                                         seeds=[row_seed(options.seed, facts.id)])[0]
             except BaseException as exc:  # surfaced to the caller below, after the stream ends
                 result["error"] = exc
                 streamer.end()

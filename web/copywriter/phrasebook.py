@@ -4,7 +4,7 @@
 phrases on every page ("a luxury product that offers a", "is a must-have for"): each text reads fine alone and
 the catalog reads robotic (Self-BLEU measures it). The book counts, for each phrase, the descriptions whose model
 sentences used it; a sentence with a phrase already in more than `max_share` of them (and in at least `min_count`)
-is dropped before the plan's fact sentences fill the text up (web/copywriter/plan.py `fill`). Phrases made only of
+is dropped before the fact sentences fill the text up (web/copywriter/phrasing.py `fill`). Phrases made only of
 the product's own name words and stop words ("the GRUNDTAL wall shelf") are never stock.
 """
 from __future__ import annotations

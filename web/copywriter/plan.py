@@ -1,9 +1,9 @@
 """The description's plan, made before the model writes: which facts, in which order, for this kind of product.
 
 A 135M model given a bare fact list invents its own plan (and reads the field names out: "the product's brand
-is"); given the points as short phrases in a sensible order it mostly phrases them. The plan also writes the
-fallback: one plain sentence per point, used to bring a description that lost sentences to the grounding check
-back above the length floor with nothing but verified facts (and to say when the facts are too few).
+is"); given the points as short phrases in a sensible order it mostly phrases them. Each point can also be
+said as one plain sentence (web/copywriter/phrasing.py), which brings a description that lost sentences to the
+grounding check back above the length floor with nothing but verified facts.
 
 Points come from everything verified: the catalog fields and attributes, the title's own details ("Stainless
 steel", "80 cm" in an IKEA title), the catalog's description (for home and food products, where it says what the
@@ -11,7 +11,6 @@ thing is for), visual attributes and the catalog names printed on the package.
 """
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 
@@ -36,39 +35,6 @@ TOPICS = {"fabric": "material", "material": "material", "fabric 2": "material", 
 _SIZE = re.compile(r"^\d[\d.,x×/ ]*\s?(?:cm|mm|m|g|kg|ml|cl|l|pcs|pack|\")?$|\d\s?(?:cm|mm|kg|ml|g)\b", re.I)
 _BOILERPLATE = re.compile(r"view more product information", re.I)
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
-TEMPLATES = {
-    "identity": ("The {title} from {brand} is part of our {kind} range.", "Meet the {title} by {brand}, from our "
-                 "{kind} range.", "From {brand} comes the {title}, one of our {kind} picks.",
-                 "{brand} makes the {title}.", "This is the {title}, a {kind} by {brand}.",
-                 "Our {kind} selection includes the {title} from {brand}."),
-    "identity_nobrand": ("Meet the {title}, from our {kind} range.", "Find the {title} in our {kind} range.",
-                         "Say hello to the {title}, one of our {kind} picks.", "This is the {title}.",
-                         "The {title} joins our {kind} selection.", "Here is the {title}, a {kind} worth a look."),
-    "colour": ("It comes in {value}.", "It is finished in {value}.", "This one is {value}.", "It is done in {value}.",
-               "You get it in {value}.", "The shade is {value}."),
-    "material": ("It is made of {value}.", "It is made from {value}.", "Its material is {value}.",
-                 "{Value} is what it is made of.", "It is crafted from {value}.", "Built from {value}."),
-    "size": ("It measures {value}.", "Its size is {value}.", "It is {value}.", "In size it is {value}.",
-             "The dimensions are {value}.", "It takes up {value}."),
-    "pattern": ("It has a {value} look.", "The design is {value}.", "It is {value}.", "Expect a {value} design.",
-                "The look is {value}."),
-    "fit": ("It has a {value}.", "Expect a {value}.", "It is cut for a {value}.", "The cut is a {value}.",
-            "It sits with a {value}."),
-    "use": ("It suits {value} wear.", "A good pick for {value} days.", "Made with {value} use in mind.",
-            "Reach for it on {value} days.", "It is at home in {value} settings."),
-    "audience": ("It is made for {value}.", "It is designed for {value}.", "A choice for {value}.",
-                 "Made with {value} in mind.", "It is meant for {value}."),
-    "printed": ("The package reads {value}.", "The pack says {value}.", "The label reads {value}.",
-                "Look for {value} on the pack.", "The front of the pack says {value}."),
-    "price": ("It is priced at {value}.", "It costs {value}.", "It sells for {value}.", "Yours for {value}.",
-              "The price is {value}."),
-    "accent": ("It has {value} accents.", "Details come in {value}.", "It is set off with {value}.",
-               "Accents come in {value}.", "{Value} details finish it."),
-    "attribute": ("It has {value}.", "It features {value}.", "Expect {value}.", "It offers {value}.",
-                  "You also get {value}."),
-}
-
-
 @dataclass(frozen=True)
 class Point:
     """One thing the description should say: its topic, the phrase the model is given, the verified value."""
@@ -84,7 +50,8 @@ def family(facts: CopyFacts) -> str:
     return next((name for name, tops in FAMILIES.items() if top in tops), "home")
 
 
-def _kind(facts: CopyFacts) -> str:
+def category_kind(facts: CopyFacts) -> str:
+    """The category's most specific level as a phrase ("rug", "LED spotlight", "tshirts")."""
     leaf = (facts.category_leaf or facts.category or "product").split(",")[0].strip()  # "Rug, low pile": a rug
     return " ".join(w if w.isupper() and len(w) > 1 else w.lower() for w in leaf.split())  # "LED spotlight"
 
@@ -126,7 +93,7 @@ def plan(facts: CopyFacts) -> list[Point]:
     `attribute` is); each fact once."""
     fam = family(facts)
     name, *details = [p.strip() for p in (facts.title or "").split(",") if p.strip()] or [facts.id]
-    kind = _kind(facts)
+    kind = category_kind(facts)
     said = f"the {name}" if kind.lower() in name.lower() else f"the {name}, a {kind}"
     points = [Point("identity", said + (f" from {facts.brand}" if facts.brand and facts.brand.lower() not in
                                         name.lower() else ""), name)]
@@ -165,47 +132,3 @@ def plan(facts: CopyFacts) -> list[Point]:
 def plan_text(points: list[Point]) -> str:
     """The plan as the prompt gives it: one short phrase a line, no field names."""
     return "\n".join(f"{i}. {p.phrase}" for i, p in enumerate(points, 1))
-
-
-def _pick(options: tuple[str, ...], key: str) -> str:
-    """A template chosen by the product and topic, so a catalog's fallback sentences don't all read alike."""
-    return options[int(hashlib.sha1(key.encode()).hexdigest(), 16) % len(options)]
-
-
-def sentence(point: Point, facts: CopyFacts) -> str:
-    """One plain sentence saying `point`, from its verified value only."""
-    if point.topic == "note":
-        return point.value
-    if point.topic == "identity":
-        brand = facts.brand if facts.brand and facts.brand.lower() not in facts.title.lower() else ""
-        template = _pick(TEMPLATES["identity" if brand else "identity_nobrand"], facts.id)
-        return template.format(title=point.value, kind=_kind(facts), brand=brand or facts.brand or "")
-    template = _pick(TEMPLATES[point.topic], f"{facts.id}:{point.topic}:{point.value}")  # points of one topic vary
-    text = template.format(value=point.value, Value=point.value[:1].upper() + point.value[1:])
-    return re.sub(r"\b([Aa]) (?=[aeiouAEIOU])", r"\1n ", text)  # "an abstract look"
-
-
-def covered(point: Point, text: str) -> bool:
-    """Whether `text` already says `point`: most of its value's words are in it."""
-    wanted = [w for w in re.findall(r"\w+", point.value.lower()) if len(w) > 2 or w.isdigit()]
-    have = set(re.findall(r"\w+", text.lower()))
-    return bool(wanted) and sum(w in have for w in wanted) >= max(1, round(0.6 * len(wanted)))
-
-
-FEW_POINTS = 4  # a plan this short is said whole: with so few facts, each one counts
-
-
-def fill(text: str, facts: CopyFacts, points: list[Point], min_words: int) -> tuple[str, list[Point]]:
-    """`text` brought up to `min_words` with one sentence per point it leaves out (the product's identity first,
-    the rest after); returns the text and the points added. Stops at the floor or when the points run out; a plan
-    of FEW_POINTS or fewer is said whole whatever the length."""
-    added: list[Point] = []
-    for point in points:
-        if len(text.split()) >= min_words and len(points) > FEW_POINTS:
-            break
-        if covered(point, text):
-            continue
-        line = sentence(point, facts)
-        text = f"{line} {text}".strip() if point.topic == "identity" else f"{text} {line}".strip()
-        added.append(point)
-    return text, added

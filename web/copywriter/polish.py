@@ -39,7 +39,12 @@ _FIELD_PROSE = [re.compile(p, re.I) for p in (
     r"|\bhow this (?:store|type) describes?\b|\bcopy the style\b|\bnever their details\b"
     # the model talking about its own writing ("Here's a rewritten version ...", "I made the following changes")
     r"|\brewritten version\b|\bthe following changes\b|\brequested details\b|\boriginal sentences?\b"
-    r"|\bI (?:made|added|changed|rewrote|removed)\b",
+    r"|\bI (?:have )?(?:made|added|changed|rewrote|removed|written|created)\b"
+    # the system prompt read back ("It's written in a friendly tone, using only facts and figures")
+    r"|\bwritten in an? (?:\w+ )?(?:and \w+ )?tone\b|\busing only (?:the )?facts\b"
+    r"|\bhere(?: is|'s|’s) (?:a|an|the|your) (?:\w+ )?(?:product )?description\b"
+    # the model speaking as itself ("I'm excited to tell you"): shop copy has no "I"
+    r"|(?<![\w'’-])I(?:'m|’m|'ve|’ve)?(?=[\s,.!])",
 )]
 _STUTTER = re.compile(r"([a-z]{1,3})\1{2,}", re.I)  # "thththofththeth"
 _JUNK = re.compile(r"[\"“”'’,\]\[{}]{3,}")  # '",""' and the like: a model emitting list syntax

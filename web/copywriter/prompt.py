@@ -39,7 +39,7 @@ class CopyOptions:
     seo_title: bool = True
     retries: int = 1  # regenerations of a description that still has unsupported claims or problems
     style_examples: int = 2  # the catalog's descriptions of similar products shown as style (0: none)
-    temperature: float = 0.0  # 0 = greedy (reproducible); retries sample at max(temperature, 0.7)
+    temperature: float = 0.7  # sampled per product from `seed` (reproducible; 0 = greedy); retries at >= 0.7
     seed: int = 0
 
     def __post_init__(self) -> None:
