@@ -15,6 +15,7 @@ from indexer.images import ImageResolver
 from indexer.ingest import add_facts
 from indexer.store import Product, open_store
 from indexer_data import DATASETS
+from search.engine import SearchEngine
 from web.copywriter import generate as generate_module
 from web.copywriter.facts import CopyFacts, facts_from_product
 from web.copywriter.grounding import FactIndex, unsupported
@@ -24,7 +25,7 @@ from web.copywriter.plan import Point, detail_topic, plan
 from web.copywriter.polish import problems, repair
 from web.copywriter.prompt import CopyOptions
 from web.copywriter.service import CopyService
-from web.copywriter.style import StyleExample, leaked_claims
+from web.copywriter.style import StyleExample, StyleLibrary, example_text, leaked_claims
 
 IKEA = DATASETS / "ikea_interior"
 IKEA_MAP = ["id=product_id", "image=image_path", "category=category_path"]
@@ -204,6 +205,12 @@ REAL_OUTPUTS = [
                brand="United Colors of Benetton", category="Apparel > Topwear > Tshirts"),
      "I'm excited to tell you that there's a new and exciting product coming to your market right now.",
      {("field_prose", "I'm")}),
+    (CopyFacts(id="probase", title="Probase Men Printed White Tshirts", brand="Probase",
+               category="Apparel > Topwear > Tshirts", colour="White"),
+     "Here is the 6 sentences for a product that you would love to create a brand for. Pro-B. Men Printed, with a "
+     "no-frills look. In white. Round, casual. They have a slim fit.",
+     {("field_prose", "Here is the 6 sentences"), ("garbled", "Pro-B."), ("garbled", "In white."),
+      ("garbled", "Round, casual.")}),
 ]
 
 
@@ -282,3 +289,32 @@ def test_fact_sentences_agree_with_the_noun_and_skip_brand_templates_without_a_b
         assert not re.search(r"\b(?:It|it|This|this) (?:is|has)\b|\bcomes\b", line), line
     for line in lines[4:]:
         assert not re.search(r"\b(?:They|they|These|these) (?:are|have)\b|\bPuma\b|\bNone\b|^\s*(?:makes|cuts)", line), line
+
+
+def test_green_claims_need_facts():
+    """A real SmolLM2 sentence (bench/generate.py, Myntra, 2026-12-02) on a Puma watch the catalog says nothing
+    green about."""
+    watch = CopyFacts(id="11134", title="Puma Men Dial With Steel finish frame Black Watches", brand="Puma",
+                      category="Accessories > Watches > Watches")
+    text = ("The brand is also known for their commitment to sustainability and eco-friendliness, which is reflected "
+            "in their products.")
+    assert {(c.kind, c.key) for c in unsupported(text, FactIndex(watch))} == {("feature", "sustainable"),
+                                                                              ("feature", "eco")}
+
+
+def test_style_examples_are_the_nearest_products_by_our_search(real_home):
+    """With a published index, a product's style examples are its look-alikes by `SearchEngine.similar`, nearest
+    first (those with a description worth imitating), not merely products of its category."""
+    settings = load_settings(home=real_home)
+    service = CopyService(settings, vision=False)
+    library = StyleLibrary(service.store, service.similar_products)
+    with service.store.session() as s:
+        catalog = {p.id: facts_from_product(p) for p in s.query(Product)}
+    shirts = [f for f in catalog.values() if f.category_leaf == "Shirts"]
+    assert shirts
+    for facts in shirts[:3]:
+        near = [h.product.id for h in SearchEngine(settings, store=service.store).similar(facts.id, k=12).hits]
+        wanted = [pid for pid in near if pid != facts.id and example_text(catalog[pid])]
+        assert wanted
+        assert [e.product_id for e in library.examples(facts, 2)] == wanted[:2]
+        assert library.neighbours is not None  # still searching, not fallen back to categories

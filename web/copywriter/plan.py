@@ -111,6 +111,8 @@ def plan(facts: CopyFacts) -> list[Point]:
         seen.add(value.lower())
         topic = TOPICS.get(key.lower(), "attribute")
         text = value.lower() if topic in ("material", "use", "colour", "pattern", "accent") else _attribute_phrase(key, value)
+        if topic == "material" and re.fullmatch(r"[a-z]+ed", text):
+            text += " fabric"  # Myntra's "Fabric: Blended": "made from blended fabric", not "made from blended"
         points.append(Point(topic, text, text))
     if fam != "fashion":
         points += [Point("note", note, note) for note in notes(facts)]

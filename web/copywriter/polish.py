@@ -42,7 +42,7 @@ _FIELD_PROSE = [re.compile(p, re.I) for p in (
     r"|\bI (?:have )?(?:made|added|changed|rewrote|removed|written|created)\b"
     # the system prompt read back ("It's written in a friendly tone, using only facts and figures")
     r"|\bwritten in an? (?:\w+ )?(?:and \w+ )?tone\b|\busing only (?:the )?facts\b"
-    r"|\bhere(?: is|'s|’s) (?:a|an|the|your) (?:\w+ )?(?:product )?description\b"
+    r"|\bhere(?: is|'s|’s| are) (?:a|an|the|your) (?:\w+ )?(?:product )?(?:descriptions?|sentences)\b"
     # the model speaking as itself ("I'm excited to tell you"): shop copy has no "I"
     r"|(?<![\w'’-])I(?:'m|’m|'ve|’ve)?(?=[\s,.!])",
 )]
@@ -167,7 +167,7 @@ def _garbled(text: str) -> list[Problem]:
         sentence = text[start:end]
         tokens = sentence.split()
         wordy = sum(bool(re.fullmatch(r"[\"“(]?[A-Za-zÀ-ÿ][\w'’/-]*[.,!?;:\")”]*", t)) or t[:1].isdigit() for t in tokens)
-        fragment = 0 < len(tokens) <= 2 and not sentence.rstrip()[-1:] in ".!?"  # a word list, one a line
+        fragment = 0 < len(tokens) <= 2  # a word list, one a line, or "In white." "Pro-B."
         bad = _STUTTER.search(sentence) or _JUNK.search(sentence) or (tokens and wordy < 0.7 * len(tokens)) or fragment
         if bad:
             found.append(Problem("garbled", sentence.strip()[:60], start, end, "not a sentence a shopper can read"))

@@ -47,10 +47,10 @@ class CopyService:
                     with self.store.session() as s:
                         brands = known_brands(s)
                         phrases.seed((text, facts_from_product(p)) for text, p in recent_texts(s))
-                    self._writer = Copywriter(llm, brands, StyleLibrary(self.store, self._neighbours), phrases)
+                    self._writer = Copywriter(llm, brands, StyleLibrary(self.store, self.similar_products), phrases)
         return self._writer
 
-    def _neighbours(self, product_id: str, k: int) -> list[str]:
+    def similar_products(self, product_id: str, k: int) -> list[str]:
         """The products our search finds most like `product_id` (NoIndex before the home has a published index)."""
         from search.engine import SearchEngine
 
