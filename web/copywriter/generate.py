@@ -151,13 +151,24 @@ class RowSampling(LogitsProcessor):
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         scores = scores.float() / self.temperature
-        ordered, order = scores.sort(dim=-1, descending=True)
-        beyond = ordered.softmax(dim=-1).cumsum(dim=-1) > self.top_p
-        beyond[:, 1:] = beyond[:, :-1].clone()  # keep the token that crosses top_p
-        beyond[:, 0] = False
-        scores = scores.scatter(-1, order, ordered.masked_fill(beyond, float("-inf")))
-        uniform = torch.stack([torch.rand(scores.shape[-1], generator=g) for g in self.generators])
-        return scores - torch.log(-torch.log(uniform.clamp(1e-10, 1 - 1e-7)))
+        out = torch.full_like(scores, float("-inf"))
+        for row, generator in enumerate(self.generators):
+            logits, ids = self._nucleus(scores[row])
+            uniform = torch.rand(scores.shape[-1], generator=generator)[ids].clamp(1e-10, 1 - 1e-7)  # a draw per
+            out[row, ids] = logits - torch.log(-torch.log(uniform))  # token and step: the stream never depends on k
+        return out
+
+    def _nucleus(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The fewest most likely tokens whose probability reaches top_p (with the one that crosses it). Looked for
+        in the top 256 first: sorting the whole vocabulary every step cost as much as the model's step."""
+        total = torch.logsumexp(logits, dim=-1)
+        for k in (min(256, len(logits)), len(logits)):
+            top, ids = logits.topk(k)
+            mass = (top - total).exp().cumsum(dim=-1)
+            if mass[-1] >= self.top_p or k == len(logits):
+                keep = min(int((mass < self.top_p).sum()) + 1, k)
+                return top[:keep], ids[:keep]
+        raise AssertionError("unreachable: the last k is the whole vocabulary")
 
 
 def row_seed(seed: int, key: str) -> int:
