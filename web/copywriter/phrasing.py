@@ -104,7 +104,10 @@ def sentence(point: Point, facts: CopyFacts) -> str:
         return point.value
     if point.topic == "identity":
         brand = facts.brand if facts.brand and facts.brand.lower() not in facts.title.lower() else ""
-        template = _pick(TEMPLATES["identity" if brand else "identity_nobrand"], facts.id)
+        options = TEMPLATES["identity" if brand else "identity_nobrand"]
+        template = _pick(options, facts.id)
+        if "a {kind}" in template and noun(facts).plural:  # not "a tshirts": the same pick among the others
+            template = _pick(tuple(t for t in options if "a {kind}" not in t), facts.id)
         return template.format(title=point.value, kind=category_kind(facts), brand=brand or facts.brand or "")
     options = tuple(t for t in TEMPLATES[point.topic] if facts.brand or "{Brand}" not in t)
     template = _pick(options, f"{facts.id}:{point.topic}:{point.value}")  # points of one topic vary
