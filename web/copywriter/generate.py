@@ -1,7 +1,8 @@
 """Grounded generation: facts in, a checked description (plus SEO title and optional bullets) out.
 
 The model phrases a plan (web/copywriter/plan.py: which facts, in which order) with the catalog's own
-descriptions of similar products as style (web/copywriter/style.py). Grounding happens twice. Before: words the facts don't support (other colours, materials, genders, fabric
+descriptions of similar products as style (web/copywriter/style.py), sampling from each product's own seed
+(`RowSampling`), so a text does not depend on the batch it is written in. Grounding happens twice. Before: words the facts don't support (other colours, materials, genders, fabric
 features, patterns) are banned at decoding time, per product, so the model can't start writing them. After:
 the grounding check reads what was written anyway (multi-token words, numbers, sizes, brands, product types);
 a description with unsupported claims is regenerated (sampled, with the offending words banned too), and what
