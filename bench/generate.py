@@ -114,7 +114,7 @@ def quality_one(home: Path, catalog: str, args: argparse.Namespace) -> dict:
     service = _service(home, catalog, args.n)
     with service.store.session() as s:
         ids = list(s.scalars(select(Product.id).order_by(Product.key)))[:args.n]
-    options = CopyOptions(length=args.length, retries=args.retries, temperature=args.temperature)
+    options = CopyOptions(length=args.length, retries=args.retries, temperature=args.temperature, seed=args.seed)
     done = done_in_run(service.store, ids, "bench")
     todo = [] if args.report_only else [pid for pid in ids if pid not in done]
     log.info("%s: %d products, %d already written, %d to go", catalog, len(ids), len(done), len(todo))
@@ -172,6 +172,7 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--retries", type=int, default=1)
     p.add_argument("--temperature", type=float, default=CopyOptions.temperature, help="0: greedy first attempt")
+    p.add_argument("--seed", type=int, default=0, help="another seed: another draw of every text")
     p.add_argument("--perplexity-sample", type=int, default=0, help="source descriptions to score (0: skip)")
     p.add_argument("--report-only", action="store_true", help="no generation: report on what is written so far")
     args = parser.parse_args()
