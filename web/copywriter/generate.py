@@ -163,13 +163,13 @@ class RowSampling(LogitsProcessor):
         """The fewest most likely tokens whose probability reaches top_p (with the one that crosses it). Looked for
         in the top 256 first: sorting the whole vocabulary every step cost as much as the model's step."""
         total = torch.logsumexp(logits, dim=-1)
-        for k in (min(256, len(logits)), len(logits)):
-            top, ids = logits.topk(k)
+        top, ids = logits.topk(min(256, len(logits)))
+        mass = (top - total).exp().cumsum(dim=-1)
+        if mass[-1] < self.top_p:  # a flat distribution: the nucleus reaches past the top 256
+            top, ids = logits.sort(descending=True)
             mass = (top - total).exp().cumsum(dim=-1)
-            if mass[-1] >= self.top_p or k == len(logits):
-                keep = min(int((mass < self.top_p).sum()) + 1, k)
-                return top[:keep], ids[:keep]
-        raise AssertionError("unreachable: the last k is the whole vocabulary")
+        keep = min(int((mass < self.top_p).sum()) + 1, len(top))
+        return top[:keep], ids[:keep]
 
 
 def row_seed(seed: int, key: str) -> int:

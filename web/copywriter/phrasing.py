@@ -69,10 +69,10 @@ class Noun:
 
     def words(self) -> dict[str, str]:
         """The template placeholders that agree with the noun."""
-        forms = dict(noun=self.word, it="they", is_="are", has="have", s="", this="these", them="them", its="their") \
-            if self.plural else dict(noun=self.word, it="it", is_="is", has="has", s="s", this="this", them="it",
-                                     its="its")
-        forms["is"] = forms.pop("is_")
+        forms = {"noun": self.word, "it": "they", "is": "are", "has": "have", "s": "", "this": "these",
+                 "them": "them", "its": "their"} if self.plural else \
+            {"noun": self.word, "it": "it", "is": "is", "has": "has", "s": "s", "this": "this", "them": "it",
+             "its": "its"}
         return {**forms, **{k.capitalize(): v.capitalize() for k, v in forms.items() if k in ("it", "this", "its")}}
 
 
