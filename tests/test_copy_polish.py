@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import os
 import re
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -266,6 +267,24 @@ def test_a_stock_phrase_worn_across_the_catalog_is_dropped_but_a_name_never_is()
     for _ in range(5):
         name_only.add("The Murcia Women Hahk Black Handbags by Murcia.", bag)
     assert name_only.problems("The Murcia Women Hahk Black Handbags by Murcia.", bag) == []
+
+
+def test_fact_sentences_pick_the_template_the_catalog_has_worn_least():
+    """Myntra's products share few facts (cotton, casual): two tees whose own template pick is the same say it
+    differently once the book has counted the first page, and an empty book keeps each product's own pick."""
+    def tee(i: int) -> CopyFacts:
+        return CopyFacts(id=str(i), title=f"Roadster Men Tshirt {i}", brand="Roadster",
+                         category="Apparel > Topwear > Tshirts")
+    point = Point("material", "cotton", "cotton")
+    first = tee(0)
+    second = next(tee(i) for i in range(1, 200) if sentence(point, tee(i)) == sentence(point, first))
+    book = PhraseBook()
+    assert sentence(point, second, partial(book.wear, facts=second)) == sentence(point, second)
+    book.add(sentence(point, first), first)
+    worn = partial(book.wear, facts=second)
+    line = sentence(point, second, worn)
+    assert line != sentence(point, first) and "cotton" in line
+    assert worn(line) < worn(sentence(point, first))
 
 
 @pytest.mark.parametrize("category,word,plural", [

@@ -20,7 +20,7 @@ import logging
 import re
 import threading
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Iterator
 
 import torch
@@ -178,9 +178,11 @@ def row_seed(seed: int, key: str) -> int:
 
 
 def complete(llm: LLM, prompts: list[str], bans: list[set[int]], max_new_tokens: int, *, temperature: float = 0.0,
-             seeds: list[int] | None = None, streamer: TextIteratorStreamer | None = None) -> list[str]:
+             seeds: list[int] | None = None, streamer: TextIteratorStreamer | None = None,
+             min_new_tokens: int = 0) -> list[str]:
     """One batched generation; rows are left-padded and decoded without the prompt. With a temperature, row i
-    samples from its own stream `seeds[i]` (default: its position)."""
+    samples from its own stream `seeds[i]` (default: its position). `min_new_tokens` holds EOS back (benchmarks
+    time a fixed length)."""
     tok = llm.tokenizer
     enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
     vocab = max(len(tok), llm.model.config.vocab_size)
@@ -192,7 +194,8 @@ def complete(llm: LLM, prompts: list[str], bans: list[set[int]], max_new_tokens:
     if temperature > 0:
         processors.append(RowSampling(temperature, list(range(len(prompts))) if seeds is None else seeds))
     with llm.lock, torch.inference_mode():
-        out = llm.model.generate(**enc, max_new_tokens=max_new_tokens, logits_processor=processors,
+        out = llm.model.generate(**enc, max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens,
+                                 logits_processor=processors,
                                  eos_token_id=llm.eos_token_ids, pad_token_id=tok.pad_token_id, streamer=streamer,
                                  do_sample=False)
     return [tok.decode(row[enc["input_ids"].shape[1]:], skip_special_tokens=True) for row in out]
@@ -337,13 +340,15 @@ class Copywriter:
         for k, attempt in enumerate(tries):
             action = "removed" if k == best else "regenerated"
             flagged += [Claim(**{**c.to_json(), "action": action}) for c in attempt.claims if not c.supported]
-        text, stock = tries[best].cleaned, []
+        text, stock, wear = tries[best].cleaned, [], None
         if self.phrases is not None:
             text, stock = self.phrases.drop_stock(text, job.facts)
-            self.phrases.add(text, job.facts)
-        text, added = fill(text, job.facts, job.points, options.min_words)
+            wear = partial(self.phrases.wear, facts=job.facts)
+        text, added = fill(text, job.facts, job.points, options.min_words, wear)
         if added:
             text, _ = repair(text, job.facts)  # the written-up sentences meet the same checks
+        if self.phrases is not None:
+            self.phrases.add(text, job.facts)
         words = len(text.split())
         params = {**options.__dict__, "max_new_tokens": options.max_new_tokens, "attempts": len(tries),
                   "chosen_attempt": best + 1, "fallback": not tries[best].cleaned, "fluent": is_fluent(text),

@@ -2,9 +2,10 @@
 
 `polish` catches a phrase repeated inside one text. Across a catalog a 135M model falls back on the same few stock
 phrases on every page ("a luxury product that offers a", "is a must-have for"): each text reads fine alone and
-the catalog reads robotic (Self-BLEU measures it). The book counts, for each phrase, the descriptions whose model
-sentences used it; a sentence with a phrase already in more than `max_share` of them (and in at least `min_count`)
-is dropped before the fact sentences fill the text up (web/copywriter/phrasing.py `fill`). Phrases made only of
+the catalog reads robotic (Self-BLEU measures it). The book counts, for each phrase, the descriptions that used
+it; a model sentence with a phrase already in more than `max_share` of them (and in at least `min_count`) is
+dropped before the fact sentences fill the text up (web/copywriter/phrasing.py `fill`), and those pick the
+least worn of their templates (`wear`). Phrases made only of
 the product's own name words and stop words ("the GRUNDTAL wall shelf") are never stock.
 """
 from __future__ import annotations
@@ -20,7 +21,7 @@ from web.copywriter.grounding import sentences, without_sentences
 from web.copywriter.polish import STOP_WORDS, Problem
 
 _TOKEN = re.compile(r"[a-z0-9]+")
-MAX_SHARE = 0.05
+MAX_SHARE = 0.03
 MIN_COUNT = 3
 
 
@@ -45,7 +46,7 @@ class PhraseBook:
         self._lock = threading.Lock()
 
     def add(self, text: str, facts: CopyFacts) -> None:
-        """Count the phrases of one description (its model-written sentences)."""
+        """Count the phrases of one finished description."""
         with self._lock:
             self.counts.update(_phrases(text, _own_words(facts)))
             self.texts += 1
@@ -54,6 +55,12 @@ class PhraseBook:
         """Count descriptions written earlier (the catalog's stored copy), so a new run starts from them."""
         for text, facts in texts:
             self.add(text, facts)
+
+    def wear(self, text: str, facts: CopyFacts) -> int:
+        """How often the catalog's descriptions already used the phrases of `text`: the fact sentences pick the
+        least worn of their templates with it."""
+        with self._lock:
+            return sum(self.counts[g] for g in _phrases(text, _own_words(facts)))
 
     def limit(self) -> float:
         return max(self.min_count, self.max_share * self.texts)
