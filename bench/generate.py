@@ -5,7 +5,8 @@
 
 `speed` prints warm figures (the model is loaded and one generation is done before timing) against the goals:
 first token <= 1 s, an 80-token description <= 5 s (with the default sampling, and greedy beside it as the same
-run's baseline). `quality` writes N spread-out products of each catalog
+run's baseline, and the same greedy run with the model's fp32 weights as the baseline of the default fp16 weights).
+`quality` writes N spread-out products of each catalog
 (myntra | ikea | grocery | all; grocery has 81) into a store under <home>/<catalog> (once), generates their copy
 in batches (rerunning resumes), then prints and saves the quality report (web/copywriter/quality.py, plus the
 merchandiser checks of web/copywriter/polish.py) to <home>/<catalog>/generate_quality.json.
@@ -35,6 +36,7 @@ from indexer.ingest import add_facts  # noqa: E402
 from indexer.store import Product, open_store  # noqa: E402
 from web.copywriter.batch import done_in_run  # noqa: E402
 from web.copywriter.generate import complete  # noqa: E402
+from web.copywriter.llm import load_llm  # noqa: E402
 from web.copywriter.prompt import TARGET_WORDS, CopyOptions  # noqa: E402
 from web.copywriter.quality import copy_quality, latest_generated  # noqa: E402
 from web.copywriter.service import CopyService  # noqa: E402
@@ -81,8 +83,9 @@ def speed(args: argparse.Namespace) -> None:
     with service.store.session() as s:
         facts = service.facts(list(s.scalars(select(Product.id).order_by(Product.key)))[:16])
     writer = service.writer
+    fp32 = load_llm(service.llm_spec, cache_dir=service.settings.model_cache_dir, weights="fp32")  # the baseline
     writer.write(facts[:1], options)  # warm-up: caches, lexicon token map, first-call overheads
-    ttft, full, greedy = [], [], []
+    ttft, full, greedy, greedy_fp32, same = [], [], [], [], []
     for i in range(args.runs):
         start = time.perf_counter()
         first = None
@@ -91,11 +94,14 @@ def speed(args: argparse.Namespace) -> None:
                 first = time.perf_counter() - start
         ttft.append(first)
         prompt = writer.job(facts[i % len(facts)], options).prompt
-        for temperature, times in ((options.temperature, full), (0.0, greedy)):  # greedy: the baseline, same run
+        texts = []
+        for llm, temperature, times in ((writer.llm, options.temperature, full), (writer.llm, 0.0, greedy),
+                                        (fp32, 0.0, greedy_fp32)):  # greedy and fp32: baselines in the same run
             start = time.perf_counter()
-            complete(writer.llm, [prompt], [set()], 80, temperature=temperature, seeds=[i],
-                     min_new_tokens=80)  # exactly 80 new tokens for both: EOS is held back
+            texts.append(complete(llm, [prompt], [set()], 80, temperature=temperature, seeds=[i],
+                                  min_new_tokens=80))  # exactly 80 new tokens each: EOS is held back
             times.append(time.perf_counter() - start)
+        same.append(texts[1] == texts[2])
     start = time.perf_counter()
     batch = facts[:args.batch]
     writer.write(batch, options)
@@ -104,6 +110,10 @@ def speed(args: argparse.Namespace) -> None:
                       "seconds_per_80_token_description": round(statistics.median(full), 2),
                       "seconds_per_80_token_greedy": round(statistics.median(greedy), 2),
                       "sampled_over_greedy": round(statistics.median(full) / statistics.median(greedy), 3),
+                      "weights": service.settings.llm_weights,
+                      "seconds_per_80_token_greedy_fp32": round(statistics.median(greedy_fp32), 2),
+                      "greedy_over_fp32_greedy": round(statistics.median(greedy) / statistics.median(greedy_fp32), 3),
+                      "greedy_text_same_as_fp32": f"{sum(same)}/{len(same)}",
                       "descriptions_per_minute_batch": round(per_minute, 2), "batch_size": len(batch),
                       "runs": args.runs, "temperature": options.temperature, "goals": {"ttft_s": 1.0, "s_per_80_tokens": 5.0}}, indent=1))
 

@@ -34,6 +34,9 @@ READ_TEXT_MODES: tuple[str, ...] = ("auto", "on", "off")
 UNCALIBRATED_FLOORS = {"text": 0.45, "fused": 0.41, "image": 0.27, MULTILINGUAL_KIND: 0.85}
 # How the encoder's towers run (indexer.model.runtime): auto = ONNX Runtime where the export matches eager PyTorch.
 INFERENCE_RUNTIMES: tuple[str, ...] = ("auto", "onnx", "eager")
+# The precision of the copywriter's language model's linear layers (web.copywriter.half_weights): fp16 halves the
+# memory each written token reads on CPU; fp32 is the model as stored.
+LLM_WEIGHTS: tuple[str, ...] = ("fp16", "fp32")
 
 
 def parse_hybrid(spec: str) -> tuple[str, float, float]:
@@ -202,6 +205,7 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     rate_limit_per_minute: int = 600
     llm_spec: str = DEFAULT_LLM
+    llm_weights: str = "fp16"  # one of LLM_WEIGHTS; $SHOPLENS_LLM_WEIGHTS
     inference: str = "auto"  # one of INFERENCE_RUNTIMES
     read_text: str = "auto"  # READ_TEXT_MODES; $SHOPLENS_READ_TEXT, `shoplens index --read-text`
     # `shoplens index --ray`: encoding actors on the cluster (0: as many as its CPUs allow) and CPUs (intra-op
@@ -217,6 +221,9 @@ class Settings:
         if self.inference not in INFERENCE_RUNTIMES:
             raise ConfigError(f"setting inference must be one of {', '.join(INFERENCE_RUNTIMES)}, "
                               f"not {self.inference!r}")
+        if self.llm_weights not in LLM_WEIGHTS:
+            raise ConfigError(f"setting llm_weights must be one of {', '.join(LLM_WEIGHTS)}, "
+                              f"not {self.llm_weights!r}")
         if self.index_memory_budget_mb < 1:
             raise ConfigError(f"index_memory_budget_mb must be a positive number of MB, "
                               f"not {self.index_memory_budget_mb}")
@@ -260,6 +267,7 @@ def load_settings(home: str | os.PathLike | None = None, db_url: str | None = No
         api_key=env.get("SHOPLENS_API_KEY") or None,
         cors_origins=tuple(o for o in env.get("SHOPLENS_CORS_ORIGINS", "").split(",") if o),
         llm_spec=env.get("SHOPLENS_LLM") or DEFAULT_LLM,
+        llm_weights=(env.get("SHOPLENS_LLM_WEIGHTS") or "fp16").strip().lower(),
         inference=env.get("SHOPLENS_INFERENCE") or "auto",
         read_text=(env.get("SHOPLENS_READ_TEXT") or "auto").strip().lower(),
         ray_actors=_env_int(env, "SHOPLENS_RAY_ACTORS", 0),

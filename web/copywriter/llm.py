@@ -6,6 +6,8 @@ Specs (`Settings.llm_spec`, `SHOPLENS_LLM`, `--llm`):
   `<cache>/llm/`; every later load reads that folder in well under a second.
 - a local folder holding a transformers causal LM (config.json + weights + tokenizer);
 - a hub id (`org/name`), only where a model hub is reachable or the model is already in the local HF cache.
+
+Weights (`Settings.llm_weights`, `SHOPLENS_LLM_WEIGHTS`): fp16 (default; `half_weights`) or fp32.
 """
 from __future__ import annotations
 
@@ -22,8 +24,9 @@ from pathlib import Path
 
 import torch
 
-from indexer.config import load_settings
-from indexer.errors import WeightsUnavailable
+from indexer.config import LLM_WEIGHTS, load_settings
+from indexer.errors import ConfigError, WeightsUnavailable
+from web.copywriter.half_weights import to_half_weights
 
 log = logging.getLogger(__name__)
 
@@ -49,17 +52,28 @@ class LLM:
         return sorted(i for i in ids if i is not None)
 
 
-def load_llm(spec: str | None = None, *, cache_dir: Path | None = None) -> LLM:
-    """The language model for `spec` (default: the `llm_spec` setting), built once per process; converted weights
-    are cached in `cache_dir` (default: the `model_cache_dir` setting)."""
-    settings = load_settings() if spec is None or cache_dir is None else None
+def load_llm(spec: str | None = None, *, cache_dir: Path | None = None, weights: str | None = None) -> LLM:
+    """The language model for `spec` (default: the `llm_spec` setting), built once per process, its linear layers
+    in `weights` precision (default: the `llm_weights` setting); converted weights are cached in `cache_dir`
+    (default: the `model_cache_dir` setting)."""
+    settings = load_settings() if spec is None or cache_dir is None or weights is None else None
     spec = (spec or settings.llm_spec).strip()
     spec = ALIASES.get(spec.lower(), spec)
-    return _load_cached(spec, Path(cache_dir or settings.model_cache_dir).resolve())
+    weights = weights or settings.llm_weights
+    if weights not in LLM_WEIGHTS:
+        raise ConfigError(f"language model weights must be one of {', '.join(LLM_WEIGHTS)}, not {weights!r}")
+    return _load_cached(spec, Path(cache_dir or settings.model_cache_dir).resolve(), weights)
 
 
 @lru_cache(maxsize=2)
-def _load_cached(spec: str, cache_dir: Path) -> LLM:
+def _load_cached(spec: str, cache_dir: Path, weights: str) -> LLM:
+    llm = _load_spec(spec, cache_dir)
+    if weights == "fp16" and to_half_weights(llm.model):
+        log.info("language model %s decodes with fp16 weights", spec)
+    return llm
+
+
+def _load_spec(spec: str, cache_dir: Path) -> LLM:
     if spec in PACKAGED:
         folder = packaged_folder(spec, cache_dir)
         return _from_folder(spec, folder)

@@ -42,7 +42,8 @@ class CopyService:
         if self._writer is None:
             with self._lock:
                 if self._writer is None:
-                    llm = load_llm(self.llm_spec, cache_dir=self.settings.model_cache_dir)
+                    llm = load_llm(self.llm_spec, cache_dir=self.settings.model_cache_dir,
+                                   weights=self.settings.llm_weights)
                     phrases = PhraseBook()
                     with self.store.session() as s:
                         brands = known_brands(s)
