@@ -23,7 +23,9 @@ from click.testing import CliRunner
 from indexer.config import load_settings
 from indexer.store import CopyVersion, Product
 from indexer_data import facts_store, myntra_products
-from web.copywriter.generate import RowSampling, complete
+from indexer.errors import ConfigError
+from web.copywriter.generate import Copywriter, RowSampling, complete
+from web.copywriter.half_weights import HalfWeightLinear, half_weights_supported
 from web.copywriter.facts import VISUAL_GROUPS, CopyFacts, VisualReader, facts_from_product
 from web.copywriter.grounding import FactIndex, extract_claims, remove_unsupported, unsupported
 from web.copywriter.llm import load_llm
@@ -174,6 +176,27 @@ def test_sampled_copy_depends_on_the_product_seed_not_the_batch(llm):
     paired = complete(llm, [prompt, prompt], [set(), set()], 30, temperature=1.0, seeds=[11, 7])
     assert paired[1] == alone[0]
     assert paired[0] != paired[1]
+
+
+def test_fp16_weights_write_the_fp32_models_greedy_text(home, llm, monkeypatch):
+    """The default fp16 weights swap every linear layer and change no greedy token of a real product's prompt;
+    fp32 stays one setting away, and a bad setting is one clear error."""
+    _, _, store = home
+    fp32 = load_llm(cache_dir=CACHE, weights="fp32")
+    assert half_weights_supported()  # x86 torch builds carry fbgemm; without it the model would stay fp32
+    assert not any(isinstance(m, HalfWeightLinear) for m in fp32.model.modules())
+    assert not any(isinstance(m, torch.nn.Linear) for m in llm.model.modules())
+    assert sum(isinstance(m, HalfWeightLinear) for m in llm.model.modules()) == \
+        sum(isinstance(m, torch.nn.Linear) for m in fp32.model.modules())
+    prompt = Copywriter(llm).job(_facts(store, SHOE), SHORT).prompt
+    assert complete(llm, [prompt], [set()], 60) == complete(fp32, [prompt], [set()], 60)
+    ids = llm.tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"]
+    with torch.inference_mode():
+        half, full = llm.model(ids).logits[0, -1], fp32.model(ids).logits[0, -1]
+    assert (half - full).abs().max() < 0.01 * (full.max() - full.min())
+    monkeypatch.setenv("SHOPLENS_LLM_WEIGHTS", "int3")
+    with pytest.raises(ConfigError, match="llm_weights"):
+        load_settings()
 
 
 def test_cli_generate_json(home, llm):
