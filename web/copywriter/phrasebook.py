@@ -56,11 +56,13 @@ class PhraseBook:
         for text, facts in texts:
             self.add(text, facts)
 
-    def wear(self, text: str, facts: CopyFacts) -> int:
-        """How often the catalog's descriptions already used the phrases of `text`: the fact sentences pick the
-        least worn of their templates with it."""
+    def wear(self, text: str, facts: CopyFacts) -> float:
+        """How often the catalog's descriptions already used the phrases of `text`, per phrase: the fact sentences
+        pick the least worn of their templates with it. Per phrase, not summed: a sum favoured the shortest
+        template, and texts short of facts came out shorter (IKEA's median 47.5 words for 60 asked)."""
+        phrases = _phrases(text, _own_words(facts))
         with self._lock:
-            return sum(self.counts[g] for g in _phrases(text, _own_words(facts)))
+            return sum(self.counts[g] for g in phrases) / len(phrases) if phrases else 0.0
 
     def limit(self) -> float:
         return max(self.min_count, self.max_share * self.texts)

@@ -101,7 +101,7 @@ def _rotation(options: tuple[str, ...], key: str) -> tuple[str, ...]:
     return options[start:] + options[:start]
 
 
-Wear = Callable[[str], int]  # how worn a sentence's phrases are across the catalog (PhraseBook.wear)
+Wear = Callable[[str], float]  # how worn a sentence's phrases are across the catalog (PhraseBook.wear)
 
 
 def sentence(point: Point, facts: CopyFacts, wear: Wear | None = None) -> str:
