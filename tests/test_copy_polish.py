@@ -288,8 +288,8 @@ def test_fact_sentences_pick_the_template_the_catalog_has_worn_least():
 
 
 def test_wear_is_per_phrase_so_a_longer_template_is_not_penalised_for_its_length():
-    """Summed wear picked the shortest template, and products short of facts came out short (IKEA median 47.5 of
-    60 words): a sentence whose every phrase is as worn as a shorter one's is as worn, and unused ones are not."""
+    """Summed wear would pick the template with the fewest phrases: a sentence whose every phrase is as worn as a
+    shorter one's is as worn, and one whose phrases no description used is not worn at all."""
     shirt = CopyFacts(id="1", title="Roadster Men Tshirt", brand="Roadster", category="Apparel > Topwear > Tshirts")
     short, long = "It is made from soft cotton.", "It is made from soft cotton and is cut for casual days out."
     book = PhraseBook()

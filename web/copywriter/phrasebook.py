@@ -58,8 +58,8 @@ class PhraseBook:
 
     def wear(self, text: str, facts: CopyFacts) -> float:
         """How often the catalog's descriptions already used the phrases of `text`, per phrase: the fact sentences
-        pick the least worn of their templates with it. Per phrase, not summed: a sum favoured the shortest
-        template, and texts short of facts came out shorter (IKEA's median 47.5 words for 60 asked)."""
+        pick the least worn of their templates with it. Per phrase, not summed: a sum favours the template with
+        the fewest phrases, whatever their wear."""
         phrases = _phrases(text, _own_words(facts))
         with self._lock:
             return sum(self.counts[g] for g in phrases) / len(phrases) if phrases else 0.0
