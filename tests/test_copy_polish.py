@@ -21,7 +21,7 @@ from web.copywriter import generate as generate_module
 from web.copywriter.facts import CopyFacts, facts_from_product
 from web.copywriter.grounding import FactIndex, unsupported
 from web.copywriter.phrasebook import PhraseBook
-from web.copywriter.phrasing import Noun, fill, noun, sentence
+from web.copywriter.phrasing import Noun, fill, fills_up, noun, sentence
 from web.copywriter.plan import Point, detail_topic, plan
 from web.copywriter.polish import problems, repair
 from web.copywriter.prompt import CopyOptions
@@ -267,6 +267,35 @@ def test_a_stock_phrase_worn_across_the_catalog_is_dropped_but_a_name_never_is()
     for _ in range(5):
         name_only.add("The Murcia Women Hahk Black Handbags by Murcia.", bag)
     assert name_only.problems("The Murcia Women Hahk Black Handbags by Murcia.", bag) == []
+
+
+def test_a_stock_sentence_stays_where_the_facts_cannot_write_the_text_back_up(ikea_store):
+    """GRUNDTAL has four facts (name, steel, 80 cm, "Saves space on the worktop."): too few for a medium text.
+    Of its two worn sentences the more worn goes and the other stays (marked found), rather than leave a stub; at a
+    floor its facts can reach, both go."""
+    _, _, store = ikea_store
+    shelf = _facts(store, GRUNDTAL)
+    worn = "It is a practical choice that offers a clean look."
+    less = "This shelf will add a touch of style to your kitchen."
+    book = PhraseBook()
+    for i in range(5):
+        other = CopyFacts(id=str(i), title=f"Shelf {i}", brand="IKEA", category="Wall shelf")
+        book.add(worn, other)
+        if i < 3:
+            book.add(less, other)
+    text = f"The GRUNDTAL wall shelf saves space on the worktop. {worn} {less}"
+    points, base = plan(shelf), "The GRUNDTAL wall shelf saves space on the worktop."
+    medium = CopyOptions(length="medium").min_words
+    reach = len(fill(base, shelf, points, medium)[0].split())  # all the facts can write
+    assert reach < medium
+    floor = len(fill(text.replace(f" {worn}", ""), shelf, points, medium)[0].split())
+    kept, report = book.drop_stock(text, shelf, partial(fills_up, facts=shelf, points=points, min_words=floor))
+    assert kept == text.replace(f" {worn}", "")
+    assert [(p.text, p.action) for p in report] == [(worn[:60], "removed"), (less[:60], "found")]
+    kept, report = book.drop_stock(text, shelf, partial(fills_up, facts=shelf, points=points, min_words=medium))
+    assert kept == text and {p.action for p in report} == {"found"}
+    kept, report = book.drop_stock(text, shelf, partial(fills_up, facts=shelf, points=points, min_words=reach))
+    assert kept == base and {p.action for p in report} == {"removed"}
 
 
 def test_fact_sentences_pick_the_template_the_catalog_has_worn_least():

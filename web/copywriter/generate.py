@@ -9,7 +9,8 @@ a description with unsupported claims is regenerated (sampled, with the offendin
 is still unsupported in the best attempt is removed sentence by sentence (so are facts copied from a style
 example). Then the merchandiser checks (web/copywriter/polish.py) respell catalog names and drop repeated or
 field-name sentences; an attempt with problems or below the length floor is regenerated too. Sentences that use a
-phrase the catalog's descriptions already overuse (web/copywriter/phrasebook.py) are dropped. A text still under
+phrase the catalog's descriptions already overuse (web/copywriter/phrasebook.py) are dropped, unless the facts
+can't write the rest back up to the floor. A text still under
 the floor is written up with one plain sentence per planned fact it leaves out; when the facts run out first, the
 draft says so (`params["too_few_facts"]`) instead of padding. Every flagged claim is reported.
 """
@@ -31,7 +32,7 @@ from web.copywriter.grounding import (Claim, FactIndex, lexicon, extract_claims,
                                       sentences)
 from web.copywriter.llm import LLM
 from web.copywriter.phrasebook import PhraseBook
-from web.copywriter.phrasing import fill
+from web.copywriter.phrasing import fill, fills_up
 from web.copywriter.plan import Point, plan
 from web.copywriter.polish import Problem, repair
 from web.copywriter.prompt import CopyOptions, bullets_messages, description_messages, render
@@ -342,8 +343,9 @@ class Copywriter:
             flagged += [Claim(**{**c.to_json(), "action": action}) for c in attempt.claims if not c.supported]
         text, stock, wear = tries[best].cleaned, [], None
         if self.phrases is not None:
-            text, stock = self.phrases.drop_stock(text, job.facts)
             wear = partial(self.phrases.wear, facts=job.facts)
+            text, stock = self.phrases.drop_stock(text, job.facts, partial(
+                fills_up, facts=job.facts, points=job.points, min_words=options.min_words, wear=wear))
         text, added = fill(text, job.facts, job.points, options.min_words, wear)
         if added:
             text, _ = repair(text, job.facts)  # the written-up sentences meet the same checks

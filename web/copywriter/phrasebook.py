@@ -5,8 +5,10 @@ phrases on every page ("a luxury product that offers a", "is a must-have for"): 
 the catalog reads robotic (Self-BLEU measures it). The book counts, for each phrase, the descriptions that used
 it; a model sentence with a phrase already in more than `max_share` of them (and in at least `min_count`) is
 dropped before the fact sentences fill the text up (web/copywriter/phrasing.py `fill`), and those pick the
-least worn of their templates (`wear`). Phrases made only of
-the product's own name words and stop words ("the GRUNDTAL wall shelf") are never stock.
+least worn of their templates (`wear`). A stock sentence stays where dropping it would leave a stub the facts
+can't write back up (an IKEA hook has a name, a finish and a size): a stock phrase reads better than a page of
+twenty words. Phrases made only of the product's own name words and stop words ("the GRUNDTAL wall shelf") are
+never stock.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import re
 import threading
 from collections import Counter
 from dataclasses import replace
-from typing import Iterable
+from typing import Callable, Iterable
 
 from web.copywriter.facts import CopyFacts
 from web.copywriter.grounding import sentences, without_sentences
@@ -82,9 +84,14 @@ class PhraseBook:
                                          "descriptions"))
         return found
 
-    def drop_stock(self, text: str, facts: CopyFacts) -> tuple[str, list[Problem]]:
-        """`text` without its stock sentences, and those sentences as problems marked removed."""
-        found = self.problems(text, facts)
-        if not found:
-            return text, []
-        return without_sentences(text, [p.start for p in found]), [replace(p, action="removed") for p in found]
+    def drop_stock(self, text: str, facts: CopyFacts,
+                   enough: Callable[[str], bool] = lambda rest: True) -> tuple[str, list[Problem]]:
+        """`text` without its stock sentences, and those sentences as problems marked removed. Where the rest is
+        not `enough` (the facts can't write it back up to the length floor), the least worn stock sentences stay,
+        as few as will do, and stay marked found."""
+        found = sorted(self.problems(text, facts), key=lambda p: self.wear(text[p.start:p.end], facts), reverse=True)
+        for n in range(len(found), 0, -1):
+            rest = without_sentences(text, [p.start for p in found[:n]])
+            if enough(rest):
+                return rest, [replace(p, action="removed") for p in found[:n]] + found[n:]
+        return text, found

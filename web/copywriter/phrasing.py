@@ -151,3 +151,9 @@ def fill(text: str, facts: CopyFacts, points: list[Point], min_words: int,
         text = f"{line} {text}".strip() if point.topic == "identity" else f"{text} {line}".strip()
         added.append(point)
     return text, added
+
+
+def fills_up(text: str, facts: CopyFacts, points: list[Point], min_words: int, wear: Wear | None = None) -> bool:
+    """Whether `fill` brings `text` up to `min_words`: the test a sentence must pass before it is dropped for
+    reading like every other page (PhraseBook.drop_stock)."""
+    return len(fill(text, facts, points, min_words, wear)[0].split()) >= min_words
