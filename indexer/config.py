@@ -39,6 +39,12 @@ INFERENCE_RUNTIMES: tuple[str, ...] = ("auto", "onnx", "eager")
 LLM_WEIGHTS: tuple[str, ...] = ("fp16", "fp32")
 
 
+def check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:
+    """A one-line ConfigError where `value` is not one of `choices`: a typo in a setting is named, not guessed."""
+    if value not in choices:
+        raise ConfigError(f"{what} must be one of {', '.join(choices)}, not {value!r}")
+
+
 def parse_hybrid(spec: str) -> tuple[str, float, float]:
     """Parse a hybrid spec into (method, value, lexical weight):
     'rrf', 'rrf:60' (k), 'rrf:60:2' (k, weight of the lexical ranking against 1 for vectors),
@@ -135,10 +141,8 @@ class SearchSettings:
         except ValueError as exc:
             raise ConfigError(f"search setting hybrid: {exc}") from None
         for name in ("hybrid_kind", "image_kind", "similar_kind"):
-            if getattr(self, name) not in VECTOR_KINDS:
-                raise ConfigError(f"search setting {name} must be one of {', '.join(VECTOR_KINDS)}")
-        if self.text_mode not in SEARCH_MODES:
-            raise ConfigError(f"search setting text_mode must be one of {', '.join(SEARCH_MODES)}")
+            check_choice(f"search setting {name}", getattr(self, name), VECTOR_KINDS)
+        check_choice("search setting text_mode", self.text_mode, SEARCH_MODES)
         if not 0.0 <= self.image_weight <= 1.0:
             raise ConfigError("search setting image_weight must lie in [0, 1]")
         if min(self.multilingual_weight, self.multilingual_foreign_weight) < 0 or self.multilingual_margin < 0:
@@ -146,8 +150,7 @@ class SearchSettings:
                               "multilingual_margin must be >= 0")
         if self.candidates < 10:
             raise ConfigError("search setting candidates must be at least 10")
-        if self.scene not in SCENE_MODES:
-            raise ConfigError(f"search setting scene must be one of {', '.join(SCENE_MODES)}")
+        check_choice("search setting scene", self.scene, SCENE_MODES)
         if not 0.0 < self.scene_plain_border <= 1.0:
             raise ConfigError("search setting scene_plain_border must lie in (0, 1]")
         if self.scene_regions < 1 or not 0.0 < self.scene_keep <= 1.0:
@@ -218,17 +221,12 @@ class Settings:
     search: SearchSettings = field(default_factory=SearchSettings)
 
     def __post_init__(self) -> None:
-        if self.inference not in INFERENCE_RUNTIMES:
-            raise ConfigError(f"setting inference must be one of {', '.join(INFERENCE_RUNTIMES)}, "
-                              f"not {self.inference!r}")
-        if self.llm_weights not in LLM_WEIGHTS:
-            raise ConfigError(f"setting llm_weights must be one of {', '.join(LLM_WEIGHTS)}, "
-                              f"not {self.llm_weights!r}")
+        check_choice("setting inference", self.inference, INFERENCE_RUNTIMES)
+        check_choice("setting llm_weights", self.llm_weights, LLM_WEIGHTS)
         if self.index_memory_budget_mb < 1:
             raise ConfigError(f"index_memory_budget_mb must be a positive number of MB, "
                               f"not {self.index_memory_budget_mb}")
-        if self.read_text not in READ_TEXT_MODES:
-            raise ConfigError(f"read_text must be one of {', '.join(READ_TEXT_MODES)}, not {self.read_text!r}")
+        check_choice("setting read_text", self.read_text, READ_TEXT_MODES)
         if self.ray_actors < 0 or self.ray_actor_cpus < 1:
             raise ConfigError("ray_actors must be 0 (one per CPU) or more, and ray_actor_cpus at least 1")
 

@@ -197,6 +197,8 @@ def test_fp16_weights_write_the_fp32_models_greedy_text(home, llm, monkeypatch):
     monkeypatch.setenv("SHOPLENS_LLM_WEIGHTS", "int3")
     with pytest.raises(ConfigError, match="llm_weights"):
         load_settings()
+    with pytest.raises(ConfigError, match="llm_weights must be one of fp16, fp32, not 'int3'"):
+        load_llm("smollm2-135m", cache_dir=CACHE, weights="int3")
 
 
 def test_cli_generate_json(home, llm):

@@ -58,6 +58,16 @@ def test_hybrid_spec_parsing():
         SearchSettings(hybrid="magic")
 
 
+def test_a_setting_out_of_its_choices_is_named_with_the_choices(tmp_path):
+    """One check for every "one of" setting: the error names the setting, what it may be and what it got."""
+    with pytest.raises(ConfigError, match=r"search setting text_mode must be one of .*not 'fuzzy'"):
+        SearchSettings(text_mode="fuzzy")
+    with pytest.raises(ConfigError, match=r"setting read_text must be one of auto, on, off, not 'maybe'"):
+        load_settings(home=tmp_path, read_text="maybe")
+    with pytest.raises(ConfigError, match=r"setting inference must be one of auto, onnx, eager, not 'tpu'"):
+        load_settings(home=tmp_path, inference="tpu")
+
+
 def test_text_floor_is_configured_else_measured_else_the_uncalibrated_default(monkeypatch, tmp_path):
     measured = {"text": 0.3, "fused": 0.25}
     assert SearchSettings().text_floor("fused", measured) == 0.25

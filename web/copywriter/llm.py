@@ -24,8 +24,8 @@ from pathlib import Path
 
 import torch
 
-from indexer.config import LLM_WEIGHTS, load_settings
-from indexer.errors import ConfigError, WeightsUnavailable
+from indexer.config import LLM_WEIGHTS, check_choice, load_settings
+from indexer.errors import WeightsUnavailable
 from web.copywriter.half_weights import to_half_weights
 
 log = logging.getLogger(__name__)
@@ -60,8 +60,7 @@ def load_llm(spec: str | None = None, *, cache_dir: Path | None = None, weights:
     spec = (spec or settings.llm_spec).strip()
     spec = ALIASES.get(spec.lower(), spec)
     weights = weights or settings.llm_weights
-    if weights not in LLM_WEIGHTS:
-        raise ConfigError(f"language model weights must be one of {', '.join(LLM_WEIGHTS)}, not {weights!r}")
+    check_choice("llm_weights", weights, LLM_WEIGHTS)
     return _load_cached(spec, Path(cache_dir or settings.model_cache_dir).resolve(), weights)
 
 
