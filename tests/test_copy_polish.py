@@ -298,6 +298,20 @@ def test_a_stock_sentence_stays_where_the_facts_cannot_write_the_text_back_up(ik
     assert kept == base and {p.action for p in report} == {"removed"}
 
 
+def test_a_fact_sentence_is_never_a_fragment_the_checks_would_drop_again():
+    """FINTORP (IKEA 002.138.55, "Nickel-plated" in its title): "Expect nickel-plated." is two words, a fragment to
+    the garbled check, so `repair` dropped it after the write-up and the fact was lost (shoplens generate, seed 3).
+    Even a wear that prefers the shortest template gets a sentence that survives the checks."""
+    hook = CopyFacts(id="002.138.55", title="FINTORP Hook, Nickel-plated, 7 cm", brand="IKEA", category="Hook",
+                     description="Use the hooks to store your kitchenware on the wall and fit more into your cabinets "
+                                 "and drawers.")
+    point = next(p for p in plan(hook) if p.value == "nickel-plated")
+    line = sentence(point, hook, wear=len)
+    assert "nickel-plated" in line and len(line.split()) > 2 and problems(line, hook) == []
+    text, added = fill("", hook, plan(hook), CopyOptions().min_words, wear=len)
+    assert point in added and "nickel-plated" in repair(text, hook)[0]
+
+
 def test_fact_sentences_pick_the_template_the_catalog_has_worn_least():
     """Myntra's products share few facts (cotton, casual): two tees whose own template pick is the same say it
     differently once the book has counted the first page, and an empty book keeps each product's own pick."""

@@ -15,6 +15,7 @@ from typing import Callable
 
 from web.copywriter.facts import CopyFacts
 from web.copywriter.plan import Point, category_kind, family
+from web.copywriter.polish import problems
 
 # {it} {is} {has} {s} {this} {them} {its} agree with the product's noun; {Brand} templates need a brand.
 TEMPLATES = {
@@ -105,9 +106,11 @@ Wear = Callable[[str], float]  # how worn a sentence's phrases are across the ca
 
 
 def sentence(point: Point, facts: CopyFacts, wear: Wear | None = None) -> str:
-    """One plain sentence saying `point`, from its verified value only. With `wear`, the least worn of the topic's
-    templates: Myntra's products share few facts (cotton, regular fit, casual), and one template a product still
-    left a third of the fact sentences' 4-grams shared with other pages (issue 17, Self-BLEU)."""
+    """One plain sentence saying `point`, from its verified value only, that the merchandiser checks pass: the
+    write-up meets them too, and "Expect nickel-plated." (a fragment) would be dropped there, fact and all. With
+    `wear`, the least worn of the topic's templates: Myntra's products share few facts (cotton, regular fit,
+    casual), and one template a product still left a third of the fact sentences' 4-grams shared with other pages
+    (issue 17, Self-BLEU)."""
     if point.topic == "note":
         return point.value
     if point.topic == "identity":
@@ -123,6 +126,7 @@ def sentence(point: Point, facts: CopyFacts, wear: Wear | None = None) -> str:
                         t.format(value=point.value, Value=point.value[:1].upper() + point.value[1:],
                                  Brand=facts.brand or "", **words))
                  for t in _rotation(options, f"{facts.id}:{point.topic}:{point.value}")]  # points of one topic vary
+    lines = [line for line in lines if not problems(line, facts)] or lines
     return lines[0] if wear is None else min(lines, key=wear)  # ties keep the product's own pick
 
 
