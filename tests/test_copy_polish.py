@@ -228,13 +228,40 @@ def test_mangled_multi_word_brand_from_a_real_myntra_output():
 
 
 @pytest.mark.parametrize("detail,topic", [("Stainless steel", "material"), ("Clear glass", "material"),
-                                          ("Chrome-plated", "material"), ("80 cm", "size"),
+                                          ("Chrome-plated", "trait"), ("Nickel-plated", "trait"),
+                                          ("Flatwoven", "trait"), ("Outdoor", "trait"), ("80 cm", "size"),
                                           ("100x14x96 cm", "size"), ("Black/white", "colour"),
+                                          ("Black-brown", "colour"), ("Natural", "colour"),
                                           ("Assorted colours", "colour"), ("White stain/lury", "colour"),
+                                          ("Set of 2", "pack"), ("1 pair", "pack"), ("2 doors", "attribute"),
+                                          ("Metal", "material"), ("Table", "attribute"),
                                           ("low pile", "attribute"), ("built-in lighting", "attribute")])
 def test_a_title_detail_is_planned_as_what_it_says(detail, topic):
-    """IKEA titles list material, colour, size and features after commas; "Assorted colours" is no material."""
+    """IKEA titles list material, colour, size and features after commas; "Assorted colours" is no material,
+    "Nickel-plated" describes (a trait) and "Set of 2" is what the customer gets (a pack)."""
     assert detail_topic(detail) == topic
+
+
+def test_no_fact_sentence_of_the_ikea_catalog_treats_a_description_word_as_a_thing():
+    """Every IKEA title's details through the plan and the fact sentences: "This hook features nickel-plated.", "It
+    is made of chrome-plated.", "Expect set of 2." (all written before) are not English; a trait is said with
+    "is" and a pack as what the customer gets."""
+    with open(IKEA / "products.csv", newline="", encoding="utf-8") as fh:
+        products = [CopyFacts(id=r["product_id"], title=r["title"], brand=r["brand"], category=r["category_path"],
+                              description=r["description"]) for r in csv.DictReader(fh)]
+    thing = re.compile(r"\b(?:ha(?:s|ve)|features?|offers?|with|of|from|Expect|gives?|get) (?:[\w-]*[a-z]{3}(?:ed|able)|"
+                       r"[\w-]*woven|outdoor|set of \d+)\.$")
+    said = {"trait": 0, "pack": 0}
+    for facts in products:
+        for point in plan(facts):
+            line = sentence(point, facts)
+            assert not thing.search(line), (facts.title, line)
+            if point.topic in said:
+                said[point.topic] += 1
+                assert re.search(rf"\b(?:is|are|as|get) {re.escape(point.value)}\.$", line), (facts.title, line)
+    assert said["trait"] > 150 and said["pack"] > 40
+    hook = next(f for f in products if f.id == "002.138.55")  # FINTORP Hook, Nickel-plated, 7 cm
+    assert any(sentence(p, hook).endswith("is nickel-plated.") for p in plan(hook))
 
 
 def test_invented_makers_and_home_claims_need_facts():

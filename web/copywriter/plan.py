@@ -25,7 +25,8 @@ FAMILIES = {
 ORDER = {
     "fashion": ("identity", "colour", "accent", "material", "pattern", "fit", "attribute", "use", "audience",
                 "printed", "price"),
-    "home": ("identity", "material", "colour", "size", "note", "attribute", "use", "printed", "price"),
+    "home": ("identity", "material", "colour", "size", "trait", "pack", "note", "attribute", "use", "printed",
+             "price"),
     "food": ("identity", "note", "attribute", "colour", "printed", "price"),
 }
 # attribute name (lower case) → topic
@@ -33,6 +34,12 @@ TOPICS = {"fabric": "material", "material": "material", "fabric 2": "material", 
           "print or pattern type": "pattern", "fit": "fit", "usage": "use", "occasion": "use", "colour": "colour",
           "colour1": "accent", "colour2": "accent"}
 _SIZE = re.compile(r"^\d[\d.,x×/ ]*\s?(?:cm|mm|m|g|kg|ml|cl|l|pcs|pack|\")?$|\d\s?(?:cm|mm|kg|ml|g)\b", re.I)
+# A title detail that describes rather than names ("Nickel-plated", "Flatwoven", "Double-sided", "Foldable"): said
+# with "is", where "It has nickel-plated." or "It is made of chrome-plated." would not be English.
+_TRAIT = re.compile(r"(?:[a-z0-9]+-)*(?:[a-z]{3,}(?:ed|able|ible|ive|ous|ent|al)|[a-z]*woven)|(?:in/)?outdoor|indoor|"
+                    r"hand-?made|high|low|firmer?|softer?", re.I)  # a stem of 3+ letters: "table" is no trait
+_OUTDOOR = {"outdoor": "for outdoor use", "in/outdoor": "for indoor and outdoor use", "indoor": "for indoor use"}
+_PACK = re.compile(r"set of \d+|\d+ pairs?", re.I)  # "Set of 2", "1 pair": what the customer gets
 _BOILERPLATE = re.compile(r"view more product information", re.I)
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 @dataclass(frozen=True)
@@ -65,13 +72,37 @@ def _attribute_phrase(key: str, value: str) -> str:
 
 def detail_topic(detail: str) -> str:
     """What a comma part of a title says: "80 cm" a size, "Stainless steel" or "Clear glass" a material,
-    "Black/white" or "Assorted colours" a colour, anything else ("low pile", "built-in lighting") a feature."""
+    "Black/white", "Black-brown" or "Assorted colours" a colour, "Nickel-plated" or "Outdoor" a trait, "Set of 2" a
+    pack, anything else ("low pile", "built-in lighting", "2 doors") a feature."""
     if _SIZE.search(detail):
         return "size"
+    if _PACK.fullmatch(detail):
+        return "pack"
     kinds = {kind for kind, pattern, _, _ in lexicon() if kind in ("material", "colour") and pattern.search(detail)}
+    if detail.lower() == "natural":  # IKEA's colour name for undyed jute, wood and linen
+        return "colour"
+    if _TRAIT.fullmatch(detail) and (detail.lower().endswith("ed") or not kinds):  # "chrome-plated", not "metal"
+        return "trait"
     if "material" in kinds:
         return "material"
+    parts = [part for part in re.split(r"[-/ ]", detail) if part]
+    if len(parts) > 1 and all(_is_colour(part) for part in parts):  # "Black-brown", "Grey-green"
+        return "colour"
     return "colour" if "colour" in kinds or re.search(r"\bcolou?rs?\b", detail, re.I) else "attribute"
+
+
+def _is_colour(word: str) -> bool:
+    return any(kind == "colour" and pattern.fullmatch(word) for kind, pattern, _, _ in lexicon())
+
+
+def _detail_value(topic: str, detail: str) -> str:
+    """A title detail as the fact sentences say it: "for outdoor use", "a set of 2", "80 cm", "nickel-plated"."""
+    if topic == "size":
+        return detail
+    value = detail.lower()
+    if topic == "trait":
+        return _OUTDOOR.get(value, value)
+    return f"a {value}" if topic == "pack" and value.startswith("set") else value
 
 
 def notes(facts: CopyFacts, limit: int = 3) -> list[str]:
@@ -101,7 +132,7 @@ def plan(facts: CopyFacts) -> list[Point]:
         points.append(Point("colour", f"in {facts.colour.lower()}", facts.colour.lower()))
     for detail in details:
         topic = detail_topic(detail)
-        value = detail if topic == "size" else detail.lower()
+        value = _detail_value(topic, detail)
         points.append(Point(topic, value, value))
     seen = {p.value.lower() for p in points}
     hidden = {"Product", "Brand", "Category", "Colour", "Price", "For", PRINTED_LABEL}
