@@ -78,7 +78,7 @@ def detail_topic(detail: str) -> str:
         return "size"
     if _PACK.fullmatch(detail):
         return "pack"
-    kinds = {kind for kind, pattern, _, _ in lexicon() if kind in ("material", "colour") and pattern.search(detail)}
+    kinds = _lexicon_kinds(detail)
     if detail.lower() == "natural":  # IKEA's colour name for undyed jute, wood and linen
         return "colour"
     if _TRAIT.fullmatch(detail) and (detail.lower().endswith("ed") or not kinds):  # "chrome-plated", not "metal"
@@ -86,13 +86,15 @@ def detail_topic(detail: str) -> str:
     if "material" in kinds:
         return "material"
     parts = [part for part in re.split(r"[-/ ]", detail) if part]
-    if len(parts) > 1 and all(_is_colour(part) for part in parts):  # "Black-brown", "Grey-green"
+    if len(parts) > 1 and all("colour" in _lexicon_kinds(part) for part in parts):  # "Black-brown", "Grey-green"
         return "colour"
     return "colour" if "colour" in kinds or re.search(r"\bcolou?rs?\b", detail, re.I) else "attribute"
 
 
-def _is_colour(word: str) -> bool:
-    return any(kind == "colour" and pattern.fullmatch(word) for kind, pattern, _, _ in lexicon())
+def _lexicon_kinds(text: str) -> set[str]:
+    """Which of material and colour the grounding lexicon finds in `text`: its patterns stop at hyphens, so
+    "Black-brown" is neither until its parts are asked one by one."""
+    return {kind for kind, pattern, _, _ in lexicon() if kind in ("material", "colour") and pattern.search(text)}
 
 
 def _detail_value(topic: str, detail: str) -> str:
