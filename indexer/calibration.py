@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 import string
-from typing import Callable, Mapping
+from typing import Mapping
 
 import faiss
 import numpy as np
@@ -48,17 +48,17 @@ def top1_scores(index: faiss.Index, queries: np.ndarray) -> np.ndarray:
     return scores[:, 0]
 
 
-def nonsense_centroid(encode_texts: Callable[[list[str]], np.ndarray], n: int = NONSENSE_QUERIES) -> list[float]:
-    """The normalised mean vector of the calibration's nonsense queries (the multilingual model's random strings
-    cluster around it, real words of any language lie farther off), rounded for the manifest."""
-    mean = encode_texts(nonsense_queries(n)).mean(axis=0)
+def nonsense_centroid(queries: np.ndarray) -> list[float]:
+    """The normalised mean of the nonsense queries' vectors (the multilingual model's random strings cluster around
+    it, real words of any language lie farther off), rounded for the manifest."""
+    mean = queries.mean(axis=0)
     return [round(float(x), 5) for x in mean / np.linalg.norm(mean)]
 
 
-def score_floors(encode_texts: Callable[[list[str]], np.ndarray], indexes: Mapping[str, faiss.Index],
-                 percentile: float = FLOOR_PERCENTILE, n: int = NONSENSE_QUERIES) -> dict[str, float]:
-    """Per kind, the `percentile` of nonsense queries' top-1 cosine against that kind's index (rounded)."""
-    queries = encode_texts(nonsense_queries(n))
+def score_floors(queries: np.ndarray, indexes: Mapping[str, faiss.Index],
+                 percentile: float = FLOOR_PERCENTILE) -> dict[str, float]:
+    """Per kind, the `percentile` of the nonsense queries' (their vectors, `queries`: one encoding serves every
+    kind of a model and its centroid) top-1 cosine against that kind's index (rounded)."""
     floors = {}
     for kind, index in indexes.items():
         scores = top1_scores(index, queries)

@@ -116,6 +116,9 @@ class SearchSettings:
     # strings (seed 1) p10 0.895 / median 0.925; 14 Swedish, Spanish and German words and phrases 0.865-0.885;
     # grocery store titles median 0.880 (chosen on these, nothing in bench/multilingual.py's held-out halves).
     multilingual_nonsense_cosine: float = 0.89
+    # A hybrid query's multilingual encode runs on a thread of its own while the request's thread runs BM25 and the
+    # main text encode: one query uses two cores of an idle server (bench/query.py measures both ways).
+    encode_beside: bool = True
     negative_weight: float = 0.35   # how strongly "without X" pushes the query vector away from X
     collapse: bool = True           # fold near-duplicates (same image bytes, or same title and near-identical image)
     duplicate_cosine: float = 0.97  # image-vector cosine above which same-titled products count as duplicates

@@ -11,6 +11,7 @@ so a killed run continues where it stopped.
 from __future__ import annotations
 
 import logging
+import os
 
 import numpy as np
 from sqlalchemy import select
@@ -40,9 +41,12 @@ def product_passage(product: object) -> str:
     return ". ".join(p for p in (title, " ".join(facts)) if p)
 
 
-def embed_products(store: Store, encoder: MultilingualEncoder, *, progress: bool = False) -> int:
+def embed_products(store: Store, encoder: MultilingualEncoder, *, progress: bool = False,
+                   threads: int | None = None) -> int:
     """Store the multilingual vector of every active product whose vector is missing or was made from another
-    passage; returns how many were encoded."""
+    passage, on `threads` of the engine (default: every core, as indexing owns the machine); returns how many were
+    encoded."""
+    threads = threads or os.cpu_count() or 1
     with store.session() as s:
         known = dict(s.execute(select(Embedding.product_id, Embedding.source_hash).where(
             Embedding.model == encoder.name, Embedding.kind == MULTILINGUAL_KIND)).all())
@@ -57,7 +61,7 @@ def embed_products(store: Store, encoder: MultilingualEncoder, *, progress: bool
     with tqdm(total=len(todo), unit="product", desc="multilingual", disable=not progress) as bar:
         for start in range(0, len(todo), BATCH):
             chunk = todo[start:start + BATCH]
-            vecs = encoder.encode_passages([passage for _, passage, _ in chunk])
+            vecs = encoder.encode_passages([passage for _, passage, _ in chunk], threads=threads)
             with store.session() as s:
                 upsert(s, Embedding, [{"product_id": pid, "model": encoder.name, "kind": MULTILINGUAL_KIND,
                                        "source_hash": digest, **pack_vector(vec)}

@@ -18,7 +18,7 @@ import numpy as np
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from indexer.calibration import MULTILINGUAL_FLOOR_PERCENTILE, nonsense_centroid, score_floors
+from indexer.calibration import MULTILINGUAL_FLOOR_PERCENTILE, nonsense_centroid, nonsense_queries, score_floors
 from indexer.config import MULTILINGUAL_KIND, VECTOR_KINDS, Settings
 from indexer.errors import NoIndex
 from indexer.facts import FACTS, read_facts
@@ -150,13 +150,14 @@ def publish_from_store(store: Store, index_dir: Path, encoder: Encoder, memory_b
             if plan.type != "ivf":  # these keep the vectors themselves
                 del vectors
                 (staging / f"{kind}.f16.npy").unlink()
-        floors = score_floors(encoder.encode_texts, indexes)
+        floors = score_floors(encoder.encode_texts(nonsense_queries()), indexes)
         if extra is not None:  # its own dimension, so its own index choice
             own = choose_index_type(len(keys), multilingual.dim, memory_budget_mb << 20, shares=shares)
             kinds[MULTILINGUAL_KIND], index = _write_kind(staging, MULTILINGUAL_KIND, extra, keys, own)
+            calibration = multilingual.encode_queries(nonsense_queries())
             kinds[MULTILINGUAL_KIND].update(model=multilingual.name, dim=multilingual.dim,
-                                            nonsense_centroid=nonsense_centroid(multilingual.encode_queries))
-            floors.update(score_floors(multilingual.encode_queries, {MULTILINGUAL_KIND: index},
+                                            nonsense_centroid=nonsense_centroid(calibration))
+            floors.update(score_floors(calibration, {MULTILINGUAL_KIND: index},
                                        percentile=MULTILINGUAL_FLOOR_PERCENTILE))
         lexical = build_lexical(lex_keys, documents, staging / "lexical")
         with store.session() as s:

