@@ -104,8 +104,8 @@ class SearchEngine:
 
     def warm_up(self) -> str:
         """Load the index, the product facts and the model, run both towers once (the first run of a runtime
-        session allocates its buffers) and build the per-version lookups photo queries need, so no shopper's
-        first text or photo query pays for it; returns the index version."""
+        session allocates its buffers) and start building the lookups photo queries need, so no shopper's first
+        text or photo query pays for them; returns the index version."""
         state = self.state()
         encoder = self.encoder()
         encoder.encode_texts(["warm up"])
@@ -116,16 +116,24 @@ class SearchEngine:
             if kind in state.version.manifest["kinds"]:
                 state.version.index(kind)
         state.version.lexical()
-        # What a worker's first photo query would otherwise build (23-36 s at 100k products): the printed-words
-        # index every photo query consults, and the image vectors' moments a scene photo is scored against.
-        if self.settings.read_text != "off":
-            state.printed  # noqa: B018 (a cached property: built here, once)
-        if self.config.scene != "off":
-            try:
-                state.moments(self.config.image_kind)
-            except RuntimeError:  # an index that keeps no vectors (IVF-PQ): scenes use the candidates' spread
-                pass
+        threading.Thread(target=self._photo_lookups, args=(state,), name="shoplens-warm-up", daemon=True).start()
         return state.version.name
+
+    def _photo_lookups(self, state: IndexState) -> None:
+        """Build what a worker's first photo query would otherwise wait for (23-36 s at 100k products): the
+        printed-word index every photo query consults and the image vectors' moments a scene is scored against.
+        On a thread of its own, so text queries are answered meanwhile and a big catalog's worker still starts
+        within gunicorn's timeout; a photo query that comes first waits for the same build, as it did before."""
+        try:
+            if self.settings.read_text != "off":
+                state.printed  # noqa: B018 (a cached property: built here, once)
+            if self.config.scene != "off":
+                try:
+                    state.moments(self.config.image_kind)
+                except RuntimeError:  # an index that keeps no vectors (IVF-PQ): scenes use the candidates' spread
+                    pass
+        except Exception:  # the query that needs it builds it again and reports the error itself
+            log.exception("building the photo lookups of %s failed", state.version.name)
 
     # --- queries -------------------------------------------------------------------------------------------
     def search(self, query: Query) -> SearchResult:

@@ -133,6 +133,22 @@ def test_the_product_json_lists_the_printed_text(grocery_home):
     assert engine.product("60")["printed_text"] == []  # an aubergine: scraps read on its skin are not shown
 
 
+def test_warm_up_builds_the_printed_word_index_before_the_first_photo_query(grocery_home):
+    """A worker's first photo query used to build the version's printed-word index itself (35.6 s at 100k
+    products); warm-up starts it on a thread of its own, so a text query is answered meanwhile."""
+    import threading
+
+    engine = SearchEngine(load_settings(home=grocery_home))
+    engine.warm_up()
+    assert engine.search(Query(text="oat milk", k=3)).hits  # answered while the lookups are being built
+    for thread in threading.enumerate():
+        if thread.name == "shoplens-warm-up":
+            thread.join(timeout=120)
+    state = engine.state()
+    assert "printed" in vars(state) and state.printed.carries_text  # built, and a grocery catalog carries text
+    assert engine.config.image_kind in state._moments  # the scene photos' moments too
+
+
 def _rank(engine: SearchEngine, photo: Path, product_id: str, text: str = "") -> int:
     with Image.open(photo) as im:
         ids = [h.product.id for h in engine.search(Query(image=im.convert("RGB"), text=text, k=81,
