@@ -38,6 +38,10 @@ def _gunicorn_app(settings: Settings, options: dict):
     return ShopLensServer()
 
 
+def _cores_per_worker(workers: int) -> int:
+    return max(1, (os.cpu_count() or 1) // max(1, workers))
+
+
 def _post_worker_init(worker) -> None:
     """Warm the worker: split the cores between workers, load model, index and facts, answer one query."""
     import faiss  # heavy, and needed only in a worker after the fork
@@ -46,7 +50,7 @@ def _post_worker_init(worker) -> None:
     from web.services import services
 
     app = worker.wsgi
-    threads = max(1, (os.cpu_count() or 1) // max(1, services(app).settings.workers))
+    threads = _cores_per_worker(services(app).settings.workers)
     torch.set_num_threads(threads)
     faiss.omp_set_num_threads(threads)  # one query at a time gains nothing from OpenMP; its spinning costs
     try:
@@ -86,6 +90,11 @@ def serve_command(ctx: click.Context, host: str, port: int, workers: int | None,
         shutil.rmtree(metrics_dir, ignore_errors=True)
         metrics_dir.mkdir(parents=True)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    # The OpenMP runtimes of torch and FAISS start in each worker with this many threads for every thread, not only
+    # the one `_post_worker_init` runs on (OpenMP keeps the count per thread): a request thread's FAISS or torch
+    # loop at the core count spun against the other workers, and 8 clients on 2 workers got 2-4 answers a second
+    # instead of 54 (bench/RESULTS.md "query"). A value the operator set is kept.
+    os.environ.setdefault("OMP_NUM_THREADS", str(_cores_per_worker(settings.workers)))
     options = {
         "bind": f"{host}:{port}", "workers": settings.workers, "threads": threads,
         "worker_class": "gthread", "timeout": timeout, "graceful_timeout": 20, "preload_app": False,
