@@ -90,7 +90,7 @@ def main() -> None:
     store = open_store(settings.db_url)
     base = settings.search
     probe = SearchEngine(settings, base, store=store)
-    indexed = set(probe.state().table.by_id)
+    indexed = {p.id for p in probe.state().table.products}
     rows = [r for r in read_catalog_rows(args.catalog, args.mapping or MYNTRA_MAP) if r["id"] in indexed]
     for r in rows:  # the category path consumed article_type; its last level is the same value
         if r.get("category"):
