@@ -1,6 +1,7 @@
 """`shoplens serve` for real: gunicorn with two workers on a free port, ready with the index version."""
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -52,3 +53,7 @@ def test_serve_runs_workers_that_report_the_index_version(real_home):
         proc.terminate()
         out, _ = proc.communicate(timeout=60)
     assert out.count("ready: index version") == 2, out[-2000:]
+    # Each worker's OpenMP runtimes start at its share of the cores in every thread (a request thread's FAISS or
+    # torch loop at the core count spun against the other worker: 8 clients got 2-4 answers a second).
+    share = os.environ.get("OMP_NUM_THREADS") or str(max(1, (os.cpu_count() or 1) // 2))
+    assert out.count(f"OpenMP threads {share} per thread") == 2, out[-2000:]

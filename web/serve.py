@@ -55,7 +55,8 @@ def _post_worker_init(worker) -> None:
     faiss.omp_set_num_threads(threads)  # one query at a time gains nothing from OpenMP; its spinning costs
     try:
         version = services(app).engine.warm_up()
-        log.info("worker %s ready: index version %s", worker.pid, version)
+        log.info("worker %s ready: index version %s, OpenMP threads %s per thread", worker.pid, version,
+                 os.environ.get("OMP_NUM_THREADS"))
     except ShopLensError as exc:  # no index yet: serve anyway, /healthz says 503 until one is published
         log.warning("worker %s started without an index: %s", worker.pid, exc)
 
