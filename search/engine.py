@@ -63,7 +63,7 @@ class SearchEngine:
         self._lock = threading.Lock()
         self._multilingual_missing: str | None = None  # the model a version wants that could not be loaded
         # A second model's encode runs here beside the request's thread (a hybrid query's e5 encode beside the main
-        # text encode): ONNX Runtime and numpy release the GIL, so an idle server answers on two cores.
+        # text encode): ONNX Runtime and the e5 engine (ctypes) release the GIL, so an idle server uses two cores.
         self._beside = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shoplens-beside") \
             if self.config.encode_beside else None
 
