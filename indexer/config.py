@@ -32,7 +32,8 @@ READ_TEXT_MODES: tuple[str, ...] = ("auto", "on", "off")
 # Text-query floors per vector kind for index versions published before versions measured their own: the values
 # measured on the 44,441-product Myntra index (bench/RESULTS.md), where they sat at the nonsense p90.
 UNCALIBRATED_FLOORS = {"text": 0.45, "fused": 0.41, "image": 0.27, MULTILINGUAL_KIND: 0.85}
-# How the encoder's towers run (indexer.model.runtime): auto = ONNX Runtime where the export matches eager PyTorch.
+# How the encoder's towers run (indexer.model.runtime): onnx = ONNX Runtime (fp32) where the export matches eager
+# PyTorch; auto = the same, with a tower's int8 twin where that matches too and is faster; eager = PyTorch only.
 INFERENCE_RUNTIMES: tuple[str, ...] = ("auto", "onnx", "eager")
 # The precision of the copywriter's language model's linear layers (web.copywriter.half_weights): fp16 halves the
 # memory each written token reads on CPU; fp32 is the model as stored.

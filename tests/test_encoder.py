@@ -126,7 +126,9 @@ def test_a_local_checkpoint_round_trips(tmp_path):
     tokens = open_clip.get_tokenizer("ViT-B-32")(["a red dress"])
     with torch.inference_mode():
         expected = torch.nn.functional.normalize(reference.eval().encode_text(tokens), dim=-1).numpy()
-    np.testing.assert_allclose(enc.encode_texts(["a red dress"]), expected, atol=1e-5)
+    # The checkpoint's own weights (another initialisation would be near cosine 0), on whichever runtime auto
+    # chose: fp32 or the int8 twin, both held to cosine >= 0.999 with eager PyTorch (indexer.model.runtime).
+    assert float(enc.encode_texts(["a red dress"])[0] @ expected[0]) >= 0.999
     assert enc.encode_images([Image.new("RGB", (64, 80), "red")]).shape == (1, 512)
 
 

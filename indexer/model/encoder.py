@@ -77,16 +77,22 @@ class Encoder:
     def runtime(self) -> str:
         return "onnx" if self.towers is not None else "eager"
 
+    @property
+    def precision(self) -> dict[str, str]:
+        """Each tower's arithmetic: fp32, or int8 where `auto` found the quantised export faithful and faster."""
+        return dict(self.towers.precision) if self.towers is not None else {"image": "fp32", "text": "fp32"}
+
     def use_runtime(self, runtime: str, cache_dir: Path, threads: int | None = None) -> None:
         """Run both towers on ONNX Runtime (`onnx`, or `auto`) when the export works and matches eager PyTorch;
-        otherwise stay on eager PyTorch and log why. `threads`: ONNX Runtime's intra-op threads (default torch's,
-        which `shoplens serve` sets per worker)."""
+        otherwise stay on eager PyTorch and log why. `auto` also runs a tower as int8 where that is faithful and
+        faster (indexer.model.runtime). `threads`: ONNX Runtime's intra-op threads (default torch's, which
+        `shoplens serve` sets per worker)."""
         if runtime == "eager":
             return
         try:
             image_size = tuple(self.preprocess(Image.new("RGB", (64, 64))).shape)
             probe = self.tokenizer(["a red cotton t-shirt for men", "black leather strap watch", "x"])
-            self.towers = load_towers(self.model, cache_dir, image_size, probe, threads)
+            self.towers = load_towers(self.model, cache_dir, image_size, probe, threads, quantize=runtime == "auto")
             self.batches = self.batches_by_runtime["onnx"]
         except (ExportFailed, ImportError) as exc:
             log.log(logging.WARNING if runtime == "onnx" else logging.INFO,
