@@ -294,8 +294,9 @@ class Indexer:
         log.info("read-text %s", self.summary.reading)
 
     def _sample_evidence(self, sample: list[CatalogRow]) -> list[bool]:
-        """Whether each readable image of `sample` carries words: read now (and stored), or as read before."""
-        fresh: list[Prepared] = []
+        """Whether each readable image of `sample` carries words: read now (and stored), or as read before. The
+        fresh ones are read on the run's `workers` threads: nothing else runs yet, and a reading is ~1 s a core."""
+        to_read: list[tuple[CatalogRow, str, str, bytes]] = []
         known: list[str] = []
         for row in sample:
             try:
@@ -307,8 +308,13 @@ class Indexer:
                 known.append(digest)
                 continue
             self.read_hashes.add(digest)
-            reading = load_reader().read_bytes(data, max_pixels=self.settings.max_image_pixels, what=f"image {ref}")
-            fresh.append(Prepared(row, ref, digest, reading=reading))
+            to_read.append((row, ref, digest, data))
+        reader = load_reader()
+        with ThreadPoolExecutor(max_workers=max(1, self.settings.workers)) as pool:
+            readings = list(pool.map(lambda item: reader.read_bytes(item[3], max_pixels=self.settings.max_image_pixels,
+                                                                    what=f"image {item[1]}"), to_read))
+        fresh = [Prepared(row, ref, digest, reading=reading)
+                 for (row, ref, digest, _), reading in zip(to_read, readings)]
         with self.store.session() as s:
             self._write_readings(s, fresh)
             stored = list(s.execute(select(ImageText.outcome, ImageText.lines).where(ImageText.sha256.in_(known))))

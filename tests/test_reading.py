@@ -7,6 +7,9 @@ from __future__ import annotations
 import csv
 import io
 import shutil
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,6 +21,7 @@ from indexer.config import load_settings
 from indexer.lexical import product_document
 from indexer.pipeline import IndexOptions, run_index
 from indexer.reading import READER_VERSION, load_reader
+from indexer.reading.reader import TextReader
 from indexer.reading.policy import auto_reads, spread
 from indexer.reading.words import TrigramIndex, fold, quantities, words
 from indexer.store import ImageText, Product, open_store
@@ -44,6 +48,34 @@ def test_the_printed_brand_of_a_carton_is_read_upright_and_turned():
     assert {"bravo", "apple"} & _words_read(reader.read_image(bravo))
     for angle in (90, 180, 270):  # a carton photographed sideways or upside down reads the same brand
         assert "bravo" in _words_read(reader.read_image(bravo.rotate(angle, expand=True))), angle
+
+
+def test_threads_reading_at_once_get_the_same_readings_each_on_an_engine_of_its_own():
+    # The indexer's decoding workers and auto's sample read concurrently: each call needs an engine no other
+    # thread is inside (RapidOCR keeps per-call state), and no more engines are made than the reader's limit.
+    reader = load_reader()
+    cartons = sorted(ICONIC.glob("*.jpg"))[:6]
+    alone = [reader.read_bytes(path.read_bytes()).lines for path in cartons]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        together = list(pool.map(lambda path: reader.read_bytes(path.read_bytes()).lines, cartons))
+    assert together == alone and any(alone)
+    made, inside, most = [], [0], [0]
+    lock = threading.Lock()
+    nothing_read = type("Out", (), {"txts": (), "scores": (), "boxes": ()})()
+
+    def engine(bgr, **flags):
+        with lock:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+        time.sleep(0.05)
+        with lock:
+            inside[0] -= 1
+        return nothing_read
+
+    counted = TextReader(lambda: made.append(1) or engine, limit=2)
+    with ThreadPoolExecutor(max_workers=5) as pool:
+        list(pool.map(lambda _: counted.read_image(Image.new("RGB", (64, 64)), turn=False), range(10)))
+    assert len(made) == 2 and most[0] == 2  # two at once, never more, on two engines reused
 
 
 def test_bad_images_give_a_recorded_outcome_never_an_exception(tmp_path):

@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
+import os
 import threading
 import time
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Callable, Iterator
 
 import numpy as np
 from PIL import Image
@@ -83,14 +86,41 @@ class Reading:
         return " ".join(line.text for line in self.lines)
 
 
-@dataclass
 class TextReader:
-    """RapidOCR behind a lock: its wrapper keeps per-call flags on the instance, so calls must not interleave
-    (onnxruntime itself is thread-safe, and a process reads one image at a time anyway)."""
+    """RapidOCR engines, one per concurrent caller. Its wrapper keeps per-call flags on the instance, so one
+    engine's calls must not interleave; onnxruntime itself is thread-safe. The indexer reads on its decoding
+    threads and auto's sample on as many, so up to `limit` engines (one thread each) are made as callers need them
+    and reused after."""
 
-    engine: object
-    version: str = READER_VERSION
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    def __init__(self, make_engine: Callable[[], object], limit: int, version: str = READER_VERSION) -> None:
+        self.version = version
+        self._make_engine = make_engine
+        self._limit = max(1, limit)
+        self._idle: list[object] = [make_engine()]  # the first at once: a broken install fails on load
+        self._made = 1
+        self._free = threading.Condition()
+
+    @contextmanager
+    def _engine(self) -> Iterator[object]:
+        """An engine no other thread is using: an idle one, a new one while fewer than `limit` exist, else the
+        next one handed back."""
+        with self._free:
+            while not self._idle and self._made >= self._limit:
+                self._free.wait()
+            engine = self._idle.pop() if self._idle else None
+            if engine is None:
+                self._made += 1
+        try:
+            if engine is None:
+                engine = self._make_engine()
+            yield engine
+        finally:
+            with self._free:
+                if engine is not None:
+                    self._idle.append(engine)
+                else:  # making it failed: let another caller try
+                    self._made -= 1
+                self._free.notify()
 
     def read_bytes(self, data: bytes, *, max_pixels: int = 40_000_000, what: str = "image") -> Reading:
         """Read image bytes; undecodable, empty or oversized input gives a 'failed' reading with the reason."""
@@ -126,8 +156,8 @@ class TextReader:
     def _run(self, image: Image.Image) -> tuple[list[TextLine], int]:
         """One RapidOCR pass (detection, then angle classification and recognition of the regions found)."""
         bgr = np.ascontiguousarray(np.asarray(image)[:, :, ::-1])
-        with self._lock:
-            out = self.engine(bgr, use_det=True, use_cls=True, use_rec=True)
+        with self._engine() as engine:
+            out = engine(bgr, use_det=True, use_cls=True, use_rec=True)
         return _lines(out), len(getattr(out, "txts", None) or ())
 
 
@@ -194,8 +224,7 @@ def _load_reader() -> TextReader:
                                  hint="Reinstall rapidocr==3.10.0, whose wheel carries them.")
     from rapidocr import RapidOCR
 
-    started = time.perf_counter()
-    engine = RapidOCR(params={
+    params = {
         "Global.log_level": "error",
         "Global.text_score": 0.3,  # weak lines come back so that `regions` counts them; _lines keeps the confident
         "Global.model_root_dir": str(folder),
@@ -203,10 +232,16 @@ def _load_reader() -> TextReader:
         "Rec.model_path": str(folder / _MODEL_FILES[1]),
         "Cls.model_path": str(folder / _MODEL_FILES[2]),
         "Det.limit_side_len": DETECT_SIDE,
-        # One thread per session: at index time the reader runs in a decoding worker beside the encoder, and two
-        # cores' worth of threads in each would only contend.
+        # One thread per session, one engine per caller: at index time each decoding worker reads beside the
+        # encoder, and several threads in each engine would only contend.
         "EngineConfig.onnxruntime.intra_op_num_threads": 1,
         "EngineConfig.onnxruntime.inter_op_num_threads": 1,
-    })
-    log.info("OCR reader loaded from %s in %.1fs", folder, time.perf_counter() - started)
-    return TextReader(engine)
+    }
+
+    def make_engine() -> object:
+        started = time.perf_counter()
+        engine = RapidOCR(params=params)
+        log.info("OCR engine loaded from %s in %.1fs", folder, time.perf_counter() - started)
+        return engine
+
+    return TextReader(make_engine, limit=os.cpu_count() or 1)
