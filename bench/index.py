@@ -1,6 +1,6 @@
 """Indexing benchmark (issue 3): prints figures, writes them to bench/out/index-<phase>.json.
 
-  python bench/index.py throughput [--n 5000] [--model SPEC]
+  python bench/index.py throughput [--n 5000] [--model SPEC] [--read-text auto|on|off]
                                                 end-to-end products/s on N Myntra products vs the encoders' bare
                                                 throughput on the same images, texts and passages (same process)
   python bench/index.py full [--n N]           wall time and peak memory of `shoplens index` on all 44,441
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import logging
 import os
@@ -57,9 +58,11 @@ def _report(phase: str, result: dict) -> None:
     print(json.dumps(result, indent=2))
 
 
-def throughput(n: int, model: str | None = None) -> None:
+def throughput(n: int, model: str | None = None, read_text: str = "auto") -> None:
     """End-to-end (run_index) vs bare encoders on the same n products, in one process: the image and text towers of
-    `model` (default: the home's) and, where the settings have it, the multilingual model on the products' passages."""
+    `model` (default: the home's) and, where the settings have it, the multilingual model on the products' passages.
+    `read_text` as `shoplens index --read-text` (auto's sample of 16 OCR readings is not in "bare"; off is how
+    bench/peer.py indexes, like the peer)."""
     import torch
     from sqlalchemy import select
 
@@ -79,7 +82,7 @@ def throughput(n: int, model: str | None = None) -> None:
     catalog = OUT / f"myntra-{n}.csv"
     OUT.mkdir(parents=True, exist_ok=True)
     _write_subset(rows[:n], fields, catalog)
-    settings = load_settings(home=home)
+    settings = dataclasses.replace(load_settings(home=home), read_text=read_text)
     spec = model or home_model_spec(settings)
     encoder = load_encoder(spec, cache_dir=settings.model_cache_dir)  # loaded once for both measurements
 
@@ -115,7 +118,7 @@ def throughput(n: int, model: str | None = None) -> None:
     e2e = summary.indexed / e2e_s
     bare = len(items) / (image_s + text_s + multilingual_s)
     _report("throughput", {
-        "model": encoder.name, "products": summary.indexed, "end_to_end_s": round(e2e_s, 1),
+        "model": encoder.name, "precision": encoder.precision, "read_text": read_text, "products": summary.indexed, "end_to_end_s": round(e2e_s, 1),
         "end_to_end_products_per_s": round(e2e, 2),
         "bare_image_s": round(image_s, 1), "bare_text_s": round(text_s, 1), "bare_multilingual_s": round(multilingual_s, 1),
         "bare_encoder_products_per_s": round(bare, 2), "ratio_end_to_end_vs_bare": round(e2e / bare, 3),
@@ -196,6 +199,7 @@ def main() -> None:
     throughput_args = sub.add_parser("throughput")
     throughput_args.add_argument("--n", type=int, default=5000)
     throughput_args.add_argument("--model", help="encoder spec (default: the home's, shoplens-lite)")
+    throughput_args.add_argument("--read-text", choices=("auto", "on", "off"), default="auto")
     sub.add_parser("full").add_argument("--n", type=int, default=None)
     rerun_args = sub.add_parser("rerun")
     rerun_args.add_argument("--home", type=Path, required=True)
@@ -203,7 +207,7 @@ def main() -> None:
     rerun_args.add_argument("--images-root", type=Path, default=MYNTRA)
     args = parser.parse_args()
     if args.phase == "throughput":
-        throughput(args.n, args.model)
+        throughput(args.n, args.model, args.read_text)
     elif args.phase == "full":
         full(args.n)
     else:
