@@ -57,3 +57,5 @@ def test_serve_runs_workers_that_report_the_index_version(real_home):
     # torch loop at the core count spun against the other worker: 8 clients got 2-4 answers a second).
     share = os.environ.get("OMP_NUM_THREADS") or str(max(1, (os.cpu_count() or 1) // 2))
     assert out.count(f"OpenMP threads {share} per thread") == 2, out[-2000:]
+    # And says how its towers run: the default model on ONNX Runtime, fp32 (int8 loses too much of its text tower).
+    assert out.count("towers on onnx (image fp32, text fp32)") == 2, out[-2000:]

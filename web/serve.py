@@ -54,9 +54,12 @@ def _post_worker_init(worker) -> None:
     torch.set_num_threads(threads)
     faiss.omp_set_num_threads(threads)  # one query at a time gains nothing from OpenMP; its spinning costs
     try:
-        version = services(app).engine.warm_up()
-        log.info("worker %s ready: index version %s, OpenMP threads %s per thread", worker.pid, version,
-                 os.environ.get("OMP_NUM_THREADS"))
+        engine = services(app).engine
+        version = engine.warm_up()
+        encoder = engine.encoder()
+        log.info("worker %s ready: index version %s, OpenMP threads %s per thread, towers on %s (image %s, "
+                 "text %s)", worker.pid, version, os.environ.get("OMP_NUM_THREADS"), encoder.runtime,
+                 encoder.precision["image"], encoder.precision["text"])
     except ShopLensError as exc:  # no index yet: serve anyway, /healthz says 503 until one is published
         log.warning("worker %s started without an index: %s", worker.pid, exc)
 
