@@ -118,7 +118,8 @@ def throughput(n: int, model: str | None = None, read_text: str = "auto") -> Non
     e2e = summary.indexed / e2e_s
     bare = len(items) / (image_s + text_s + multilingual_s)
     _report("throughput", {
-        "model": encoder.name, "precision": encoder.precision, "read_text": read_text, "products": summary.indexed, "end_to_end_s": round(e2e_s, 1),
+        "model": encoder.name, "precision": encoder.precision, "read_text": read_text, "products": summary.indexed,
+        "end_to_end_s": round(e2e_s, 1),
         "end_to_end_products_per_s": round(e2e, 2),
         "bare_image_s": round(image_s, 1), "bare_text_s": round(text_s, 1), "bare_multilingual_s": round(multilingual_s, 1),
         "bare_encoder_products_per_s": round(bare, 2), "ratio_end_to_end_vs_bare": round(e2e / bare, 3),

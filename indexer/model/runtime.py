@@ -32,6 +32,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from indexer.files import atomic_write_text
+
 log = logging.getLogger(__name__)
 
 MIN_COSINE = 0.999
@@ -149,9 +151,7 @@ def _int8_decision(folder: Path, tower: str, fp32: Callable[[np.ndarray], np.nda
     decision = {"use": use, "reason": reason, "min_cosine": round(cosine, 6), "speedup": round(speedup, 3)}
     if not use:
         twin.unlink(missing_ok=True)
-    staging = record.with_name(f".{record.name}.{os.getpid()}")
-    staging.write_text(json.dumps(decision) + "\n")
-    os.replace(staging, record)
+    atomic_write_text(record, json.dumps(decision) + "\n")
     log.info("%s tower of %s %s int8: %s", tower, folder.name, "runs as" if use else "stays fp32, not", reason)
     return decision
 

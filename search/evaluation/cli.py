@@ -20,7 +20,8 @@ from indexer.model.adapted import home_model_spec
 from search.evaluation import builders, heldout, measures, reports, vqa
 from search.evaluation.metrics import METRICS, STAT_TESTS
 from search.evaluation.runner import DEFAULT_MODE, MODES, Evaluation, evaluate
-from search.evaluation.trec import atomic_write_text, read_qrels, read_queries, write_qrels, write_queries, write_run
+from indexer.files import atomic_write_text
+from search.evaluation.trec import read_qrels, read_queries, write_qrels, write_queries, write_run
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from indexer.errors import BadInput, NotFound
 from indexer.store import EvalRun, Store
 from search.evaluation.metrics import METRICS, RECALL_CURVE_KS, paired_test
 from search.evaluation.runner import Evaluation
-from search.evaluation.trec import atomic_write_text
+from indexer.files import atomic_write_text
 
 log = logging.getLogger(__name__)
 
