@@ -29,7 +29,7 @@ from indexer.config import DEFAULT_MODEL, load_settings
 from indexer.errors import WeightsUnavailable
 from indexer.model.adapted import is_adapted_folder, read_model_file, spec_of
 from indexer.model.registry import load_model_config, registered_models
-from indexer.model.runtime import ExportFailed, Towers, load_towers, trim_tokens
+from indexer.model.runtime import TOWERS, ExportFailed, Towers, load_towers, trim_tokens
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ class Encoder:
     @property
     def precision(self) -> dict[str, str]:
         """Each tower's arithmetic: fp32, or int8 where `auto` found the quantised export faithful and faster."""
-        return dict(self.towers.precision) if self.towers is not None else {"image": "fp32", "text": "fp32"}
+        return dict(self.towers.precision) if self.towers is not None else dict.fromkeys(TOWERS, "fp32")
 
     def use_runtime(self, runtime: str, cache_dir: Path, threads: int | None = None) -> None:
         """Run both towers on ONNX Runtime (`onnx`, or `auto`) when the export works and matches eager PyTorch;
