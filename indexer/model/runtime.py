@@ -26,13 +26,16 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
 import torch
 from torch import nn
 
 from indexer.files import atomic_write_text
+
+if TYPE_CHECKING:
+    import onnxruntime
 
 log = logging.getLogger(__name__)
 
@@ -138,9 +141,9 @@ def _int8_decision(folder: Path, tower: str, fp32: Callable[[np.ndarray], np.nda
     if record.is_file():
         return json.loads(record.read_text())
     try:
-        _quantize(folder / f"{tower}.onnx", twin)
+        quantize_matmuls(folder / f"{tower}.onnx", twin)
         int8 = _runner(twin, threads)
-        cosine = float(_cosines(eager, int8(inputs)).min())
+        cosine = float(row_cosines(eager, int8(inputs)).min())
         speedup = _speedup(fp32, int8, inputs) if cosine >= MIN_COSINE else 0.0
         use = cosine >= MIN_COSINE and speedup >= INT8_MIN_SPEEDUP
         reason = (f"min cosine {cosine:.5f} to eager (needs {MIN_COSINE})" if cosine < MIN_COSINE else
@@ -156,7 +159,7 @@ def _int8_decision(folder: Path, tower: str, fp32: Callable[[np.ndarray], np.nda
     return decision
 
 
-def _quantize(source: Path, target: Path) -> None:
+def quantize_matmuls(source: Path, target: Path) -> None:
     """`target`: `source` with its constant-weight MatMuls as int8 (per output channel), written atomically."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -186,8 +189,9 @@ def _speedup(fp32: Callable[[np.ndarray], np.ndarray], int8: Callable[[np.ndarra
     return float(np.median(times[fp32]) / max(np.median(times[int8]), 1e-9))
 
 
-def _runner(path: Path, threads: int | None) -> Callable[[np.ndarray], np.ndarray]:
-    """One exported tower as a function; refuses a graph that does not read exactly one input (a traced constant)."""
+def ort_session(path: Path, threads: int | None) -> "onnxruntime.InferenceSession":
+    """An ONNX Runtime CPU session on `threads` intra-op threads (default torch's), fully optimised and not
+    spinning; ExportFailed for a file it cannot load (truncated, foreign)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -197,9 +201,14 @@ def _runner(path: Path, threads: int | None) -> Callable[[np.ndarray], np.ndarra
     # No busy-waiting between calls: a server's workers and the indexer's decode threads need those cores.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # a truncated or foreign file
         raise ExportFailed(f"ONNX Runtime could not load {path}: {str(exc).splitlines()[0][:200]}") from exc
+
+
+def _runner(path: Path, threads: int | None) -> Callable[[np.ndarray], np.ndarray]:
+    """One exported tower as a function; refuses a graph that does not read exactly one input (a traced constant)."""
+    session = ort_session(path, threads)
     inputs = session.get_inputs()
     if len(inputs) != 1:
         raise ExportFailed(f"the exported {path.stem} tower reads {len(inputs)} inputs, not 1 (the trace lost it)")
@@ -269,13 +278,14 @@ def _probe(model: nn.Module, image_size: tuple[int, int, int],
 def _check(towers: Towers, eager: dict[str, np.ndarray], inputs: dict[str, np.ndarray]) -> None:
     """Refuse an export whose vectors are not the eager model's: every probe item at cosine >= MIN_COSINE."""
     for part in TOWERS:
-        cos = _cosines(eager[part], getattr(towers, part)(inputs[part]))
+        cos = row_cosines(eager[part], getattr(towers, part)(inputs[part]))
         if cos.min() < MIN_COSINE:
             raise ExportFailed(f"the exported {part} tower's vectors differ from eager PyTorch "
                                f"(min cosine {cos.min():.5f} < {MIN_COSINE})")
 
 
-def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def row_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The cosine of each row of `a` with the same row of `b` (neither need be normalised)."""
     a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
     b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
     return (a * b).sum(1)
