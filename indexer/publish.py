@@ -224,4 +224,4 @@ def multilingual_encoder(settings: Settings) -> MultilingualEncoder | None:
         return None
     from indexer.model.multilingual import load_multilingual
 
-    return load_multilingual()
+    return load_multilingual(cache_dir=settings.model_cache_dir, runtime=settings.inference)

@@ -96,7 +96,8 @@ class SearchEngine:
         if spec is None or spec["model"] == self._multilingual_missing:
             return None
         try:
-            return load_multilingual(spec["model"])
+            return load_multilingual(spec["model"], cache_dir=self.settings.model_cache_dir,
+                                     runtime=self.settings.inference)
         except WeightsUnavailable as exc:
             log.warning("searching without the multilingual vectors: %s", exc)
             self._multilingual_missing = spec["model"]
