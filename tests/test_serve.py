@@ -59,3 +59,5 @@ def test_serve_runs_workers_that_report_the_index_version(real_home):
     assert out.count(f"OpenMP threads {share} per thread") == 2, out[-2000:]
     # And says how its towers run: the default model on ONNX Runtime, fp32 (int8 loses too much of its text tower).
     assert out.count("towers on onnx (image fp32, text fp32)") == 2, out[-2000:]
+    # And e5 too, on the graph built from its engine's weights (indexer.model.multilingual_runtime).
+    assert out.count("multilingual model on onnx") == 2, out[-2000:]

@@ -57,9 +57,11 @@ def _post_worker_init(worker) -> None:
         engine = services(app).engine
         version = engine.warm_up()
         encoder = engine.encoder()
+        multilingual = engine.multilingual()
         log.info("worker %s ready: index version %s, OpenMP threads %s per thread, towers on %s (image %s, "
-                 "text %s)", worker.pid, version, os.environ.get("OMP_NUM_THREADS"), encoder.runtime,
-                 encoder.precision["image"], encoder.precision["text"])
+                 "text %s), multilingual model on %s", worker.pid, version, os.environ.get("OMP_NUM_THREADS"),
+                 encoder.runtime, encoder.precision["image"], encoder.precision["text"],
+                 multilingual.runtime if multilingual is not None else "none (not in this version)")
     except ShopLensError as exc:  # no index yet: serve anyway, /healthz says 503 until one is published
         log.warning("worker %s started without an index: %s", worker.pid, exc)
 
