@@ -183,6 +183,29 @@ def test_auto_keeps_an_int8_tower_that_is_faithful_and_faster_and_decides_once(t
     assert plain.precision == {"image": "fp32", "text": "fp32"}
 
 
+def test_a_later_start_loads_only_the_twin_it_serves_and_checks_it(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(runtime, "_speedup", lambda *a: 2.0)
+    _dense_encoder().use_runtime("auto", tmp_path)  # decides: both towers int8
+    loaded = []
+    real_runner = runtime._runner
+    monkeypatch.setattr(runtime, "_runner",
+                        lambda path, threads: (loaded.append(path.name), real_runner(path, threads))[1])
+    again = _dense_encoder()
+    again.use_runtime("auto", tmp_path)
+    assert again.precision == {"image": "int8", "text": "int8"}
+    assert sorted(loaded) == ["image.int8.onnx", "text.int8.onnx"]  # no fp32 session built beside them
+    # A twin that no longer loads or matches here (a cache copied from another machine): fp32 serves, and says so.
+    (again.towers.folder / "image.int8.onnx").write_bytes(b"not a model")
+    loaded.clear()
+    third = _dense_encoder()
+    with caplog.at_level(logging.WARNING, logger="indexer.model.runtime"):
+        third.use_runtime("auto", tmp_path)
+    assert (third.runtime, third.precision) == ("onnx", {"image": "fp32", "text": "int8"})
+    assert "image tower's int8 twin" in caplog.text and "fp32 serves" in caplog.text
+    images = torch.rand(4, 3, 8, 8) * 2 - 1
+    assert (_dense_encoder().encode_image_tensors(images) * third.encode_image_tensors(images)).sum(1).min() >= 0.999
+
+
 def test_an_int8_tower_that_is_not_faster_stays_fp32_and_its_twin_is_deleted(tmp_path, monkeypatch, caplog):
     monkeypatch.setattr(runtime, "_speedup", lambda *a: 1.1)
     enc = _dense_encoder()

@@ -115,21 +115,36 @@ def load_towers(model: nn.Module, cache_dir: Path, image_size: tuple[int, int, i
         # Traced on the probe's shorter texts and checked on all of them (its first is its longest), so a batch
         # size or a text width frozen into the graph cannot pass the check.
         _export(model, folder, image_size, trim_tokens(model, probe_tokens[1:]))
+    eager, inputs = _probe(model, image_size, probe_tokens)
     try:
-        towers = Towers(image=_runner(folder / "image.onnx", threads), text=_runner(folder / "text.onnx", threads),
-                        folder=folder)
-        eager, inputs = _probe(model, image_size, probe_tokens)
-        _check(towers, eager, inputs)
+        served = {tower: _serving(folder, tower, eager[tower], inputs[tower], threads, quantize) for tower in TOWERS}
     except ExportFailed as exc:
         refused.write_text(f"{exc}\n")
         raise
-    if quantize:
-        for tower in TOWERS:
-            decision = _int8_decision(folder, tower, getattr(towers, tower), eager[tower], inputs[tower], threads)
-            if decision["use"]:
-                setattr(towers, tower, _runner(folder / f"{tower}.int8.onnx", threads))
-                towers.precision[tower] = "int8"
-    return towers
+    return Towers(image=served["image"][0], text=served["text"][0], folder=folder,
+                  precision={tower: precision for tower, (_, precision) in served.items()})
+
+
+def _serving(folder: Path, tower: str, eager: np.ndarray, inputs: np.ndarray, threads: int | None,
+             quantize: bool) -> tuple[Callable[[np.ndarray], np.ndarray], str]:
+    """The tower as it will serve and its precision, checked against eager on the probe: with `quantize`, its int8
+    twin where the recorded decision kept it and it still matches here (a copied cache on another CPU's integer
+    kernels may not: fp32 then serves, with a warning); else the fp32 export, deciding about a twin first when
+    no decision was recorded. Only the file that serves is loaded. ExportFailed when the fp32 export is not
+    faithful."""
+    record = folder / f"{tower}.int8.json"
+    if quantize and record.is_file() and json.loads(record.read_text()).get("use"):
+        try:
+            int8 = _runner(folder / f"{tower}.int8.onnx", threads)
+            _check(tower, int8, eager, inputs)
+            return int8, "int8"
+        except ExportFailed as exc:
+            log.warning("the %s tower's int8 twin in %s is not used, fp32 serves: %s", tower, folder.name, exc)
+    fp32 = _runner(folder / f"{tower}.onnx", threads)
+    _check(tower, fp32, eager, inputs)
+    if quantize and not record.is_file() and _int8_decision(folder, tower, fp32, eager, inputs, threads)["use"]:
+        return _runner(folder / f"{tower}.int8.onnx", threads), "int8"  # checked by the decision
+    return fp32, "fp32"
 
 
 def _int8_decision(folder: Path, tower: str, fp32: Callable[[np.ndarray], np.ndarray], eager: np.ndarray,
@@ -275,13 +290,12 @@ def _probe(model: nn.Module, image_size: tuple[int, int, int],
     return eager, {"image": images.numpy(), "text": trim_tokens(model, tokens).numpy()}
 
 
-def _check(towers: Towers, eager: dict[str, np.ndarray], inputs: dict[str, np.ndarray]) -> None:
-    """Refuse an export whose vectors are not the eager model's: every probe item at cosine >= MIN_COSINE."""
-    for part in TOWERS:
-        cos = row_cosines(eager[part], getattr(towers, part)(inputs[part]))
-        if cos.min() < MIN_COSINE:
-            raise ExportFailed(f"the exported {part} tower's vectors differ from eager PyTorch "
-                               f"(min cosine {cos.min():.5f} < {MIN_COSINE})")
+def _check(tower: str, run: Callable[[np.ndarray], np.ndarray], eager: np.ndarray, inputs: np.ndarray) -> None:
+    """Refuse a tower whose vectors are not the eager model's: every probe item at cosine >= MIN_COSINE."""
+    cos = row_cosines(eager, run(inputs))
+    if cos.min() < MIN_COSINE:
+        raise ExportFailed(f"the exported {tower} tower's vectors differ from eager PyTorch "
+                           f"(min cosine {cos.min():.5f} < {MIN_COSINE})")
 
 
 def row_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
