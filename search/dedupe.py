@@ -2,7 +2,9 @@
 
 Two hits are duplicates when their image bytes are identical, or when they carry the same title (ignoring case
 and spacing) and their image vectors are nearly identical (the same photo re-encoded or re-cropped). The
-better-ranked one stays; the others are listed under it.
+better-ranked one stays; the others are listed under it. It works on per-product codes of the title and the image
+bytes (`ProductTable.duplicate_codes`), so a query folds its few hundred hits without making a card for each:
+only the page's hits become cards.
 """
 from __future__ import annotations
 
@@ -10,44 +12,44 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from search.query import Hit
 
-
-def collapse(hits: Sequence[Hit], *, vectors: Callable[[list[int]], dict[int, np.ndarray]] | None = None,
-             threshold: float = 0.97) -> list[Hit]:
-    """Fold duplicates into the best-ranked hit of each group, keeping rank order."""
-    kept: list[Hit] = []
-    by_hash: dict[str, Hit] = {}
-    by_title: dict[str, list[Hit]] = {}
-    titles = [h.product.title_key for h in hits]
+def collapse(keys: Sequence[int], titles: Sequence[int], images: Sequence[int], *,
+             vectors: Callable[[list[int]], dict[int, np.ndarray]] | None = None,
+             threshold: float = 0.97) -> list[tuple[int, list[int]]]:
+    """Fold duplicates into the best-ranked hit of each group, keeping rank order. `keys`, `titles` and `images`
+    describe the ranked hits (a title code, an image-bytes code, negative for none); returns, per hit kept, its
+    position and the positions folded into it."""
+    kept: list[tuple[int, list[int]]] = []
+    by_image: dict[int, list[int]] = {}
+    by_title: dict[int, list[tuple[int, list[int]]]] = {}
     repeated = _repeated(titles)
-    vecs = vectors([h.product.key for h, t in zip(hits, titles) if t in repeated]) if vectors and repeated else {}
-    for hit, title in zip(hits, titles):
-        image_hash = hit.product.image_hash
-        if image_hash and image_hash in by_hash:
-            by_hash[image_hash].duplicates.append(hit.product.id)
+    vecs = vectors([int(k) for k, t in zip(keys, titles) if t in repeated]) if vectors and repeated else {}
+    for pos, (key, title, image) in enumerate(zip(keys, titles, images)):
+        if image >= 0 and image in by_image:
+            by_image[image].append(pos)
             continue
         twin = None
-        vec = vecs.get(hit.product.key)
+        vec = vecs.get(int(key))
         if vec is not None:
-            for other in by_title.get(title, ()):
-                other_vec = vecs.get(other.product.key)
+            for other, folded in by_title.get(title, ()):
+                other_vec = vecs.get(int(keys[other]))
                 if other_vec is not None and float(np.dot(vec, other_vec)) >= threshold:
-                    twin = other
+                    twin = folded
                     break
         if twin is not None:
-            twin.duplicates.append(hit.product.id)
+            twin.append(pos)
             continue
-        kept.append(hit)
-        if image_hash:
-            by_hash[image_hash] = hit
-        by_title.setdefault(title, []).append(hit)
+        entry = (pos, [])
+        kept.append(entry)
+        if image >= 0:
+            by_image[image] = entry[1]
+        by_title.setdefault(title, []).append(entry)
     return kept
 
 
-def _repeated(titles: list[str]) -> set[str]:
-    seen: set[str] = set()
-    repeated: set[str] = set()
+def _repeated(titles: Sequence[int]) -> set[int]:
+    seen: set[int] = set()
+    repeated: set[int] = set()
     for t in titles:
         (repeated if t in seen else seen).add(t)
     return repeated

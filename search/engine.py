@@ -105,7 +105,7 @@ class SearchEngine:
 
     def warm_up(self) -> str:
         """Load the index, the product facts and the model, run both towers once (the first run of a runtime
-        session allocates its buffers) and start building the lookups photo queries need, so no shopper's first
+        session allocates its buffers) and start building the lookups queries need, so no shopper's first
         text or photo query pays for them; returns the index version."""
         state = self.state()
         encoder = self.encoder()
@@ -117,15 +117,17 @@ class SearchEngine:
             if kind in state.version.manifest["kinds"]:
                 state.version.index(kind)
         state.version.lexical()
-        threading.Thread(target=self._photo_lookups, args=(state,), name="shoplens-warm-up", daemon=True).start()
+        threading.Thread(target=self._lookups, args=(state,), name="shoplens-warm-up", daemon=True).start()
         return state.version.name
 
-    def _photo_lookups(self, state: IndexState) -> None:
-        """Build what a worker's first photo query would otherwise wait for (23-36 s at 100k products): the
-        printed-word index every photo query consults and the image vectors' moments a scene is scored against.
+    def _lookups(self, state: IndexState) -> None:
+        """Build what a worker's first queries would otherwise wait for: the title and image codes every query's
+        near-duplicate folding compares, and for photo queries (23-36 s at 100k products) the printed-word index
+        they consult and the image vectors' moments a scene is scored against.
         On a thread of its own, so text queries are answered meanwhile and a big catalog's worker still starts
         within gunicorn's timeout; a photo query that comes first waits for the same build, as it did before."""
         try:
+            state.table.duplicate_codes  # noqa: B018 (a cached property, like `printed`)
             if self.settings.read_text != "off":
                 state.printed  # noqa: B018 (a cached property: built here, once)
             if self.config.scene != "off":
@@ -218,15 +220,25 @@ class SearchEngine:
     def _page(self, state: IndexState, ranking: Ranking, query: Query, *, kind: str, mode: str, text: str,
               negative: str, timer: StageTimer) -> SearchResult:
         """The page `query` asks for, near-duplicates folded, with facets over every hit of the ranking."""
+        table = state.table
         with timer.stage("metadata"):
-            hits = [Hit(state.table.by_key[key], score) for key, score in ranking if key in state.table.by_key]
+            keys = np.fromiter((key for key, _ in ranking), dtype=np.int64, count=len(ranking))
+            rows = table.rows_of(keys)
+            known = np.flatnonzero(rows >= 0)
+            keys, rows = keys[known], rows[known]
+            scores = [ranking[i][1] for i in known]
             if self.config.collapse if query.collapse is None else query.collapse:
-                hits = collapse(hits, vectors=lambda keys: stored_vectors(state, "image", keys),
-                                threshold=self.config.duplicate_cosine)
-            facets = state.table.facets(h.product.key for h in hits)
+                titles, images = table.duplicate_codes
+                groups = collapse(keys, titles[rows], images[rows], threshold=self.config.duplicate_cosine,
+                                  vectors=lambda wanted: stored_vectors(state, "image", wanted))
+            else:
+                groups = [(pos, []) for pos in range(len(keys))]
+            facets = table.facets(keys[[pos for pos, _ in groups]])
             start = (query.page - 1) * query.k
-            page_hits = hits[start:start + query.k]
-        return SearchResult(hits=page_hits, total=len(hits), page=query.page, k=query.k, facets=facets,
+            page_hits = [Hit(table.card(int(rows[pos])), scores[pos],
+                             duplicates=[table.columns.string("id", int(rows[d])) for d in folded])
+                         for pos, folded in groups[start:start + query.k]]
+        return SearchResult(hits=page_hits, total=len(groups), page=query.page, k=query.k, facets=facets,
                             index_version=state.version.name, kind=kind, mode=mode, text=text, negative=negative,
                             timings=timer.seconds)
 

@@ -29,16 +29,11 @@ FACET_SIZE = 12
 @dataclass(frozen=True, kw_only=True)
 class ProductCard(ProductSummary):
     """What a result card shows and filters look at: the product's summary, its key (the FAISS id of its vectors)
-    and what near-duplicate folding and the card's image need."""
+    and what the card's image needs."""
 
     key: int
     image_hash: str | None = None  # sha256 of the image bytes
     has_image: bool = False
-
-    @cached_property
-    def title_key(self) -> str:
-        """The title up to case and spacing (near-duplicate grouping)."""
-        return " ".join(self.title.lower().split())
 
 
 class _Codes:
@@ -119,6 +114,29 @@ class ProductTable:
                            colour=c.coded("colour", row), gender=c.coded("gender", row),
                            price=None if np.isnan(price) else price, currency=c.coded("currency", row),
                            image_hash=c.string("image_hash", row), has_image=bool(c.has_image[row]))
+
+    def rows_of(self, keys: np.ndarray) -> np.ndarray:
+        """Each key's row in the columns, -1 for a key not among the active products (one vectorised search)."""
+        keys = np.asarray(keys, dtype=np.int64)
+        if not len(self):
+            return np.full(len(keys), -1, dtype=np.int64)
+        rows = np.minimum(np.searchsorted(self.keys, keys), len(self) - 1)
+        return np.where(self.keys[rows] == keys, rows, -1)
+
+    @cached_property
+    def duplicate_codes(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per row, a code of its title up to case and spacing and one of its image bytes (-1: no image): what
+        near-duplicate folding compares (search.dedupe), made once per version rather than per hit and query."""
+        titles: dict[str, int] = {}
+        images: dict[str, int] = {}
+        title_codes = np.empty(len(self), dtype=np.int32)
+        image_codes = np.empty(len(self), dtype=np.int32)
+        for row in range(len(self)):
+            title = " ".join((self.columns.string("title", row) or "").lower().split())
+            title_codes[row] = titles.setdefault(title, len(titles))
+            digest = self.columns.string("image_hash", row)
+            image_codes[row] = images.setdefault(digest, len(images)) if digest else -1
+        return title_codes, image_codes
 
     @property
     def products(self) -> Iterator[ProductCard]:

@@ -14,7 +14,7 @@ from search.dedupe import collapse
 from search.filters import Filters, category_matches
 from search.fusion import blend, fuse, rrf
 from search.products import ProductCard, ProductTable
-from search.query import Hit, split_negative
+from search.query import split_negative
 from search.ranking.floors import floor, text_floor
 from search.vectors import exact_among, vector_search
 from web.openapi import Param
@@ -138,12 +138,20 @@ def test_collapse_folds_same_image_and_same_title_near_identical_vectors():
     a = np.array([1.0, 0.0], dtype=np.float32)
     b = np.array([0.999, 0.0447], dtype=np.float32)
     c = np.array([0.0, 1.0], dtype=np.float32)
-    hits = [Hit(facts(1, "Red Tee", image_hash="h1"), 0.9), Hit(facts(2, "Blue Tee", image_hash="h1"), 0.8),
-            Hit(facts(3, "red  tee", image_hash="h3"), 0.7), Hit(facts(4, "Red Tee", image_hash="h4"), 0.6)]
+    # Keys 1-4 in rank order: 1 "Red Tee" image h1, 2 "Blue Tee" h1, 3 "red  tee" h3, 4 "Red Tee" h4, 5 no image.
+    table = ProductTable.from_cards([facts(1, "Red Tee", image_hash="h1"), facts(2, "Blue Tee", image_hash="h1"),
+                                     facts(3, "red  tee", image_hash="h3"), facts(4, "Red Tee", image_hash="h4"),
+                                     facts(5, "Blue Tee"), facts(6, "Blue Tee")])
+    keys = np.array([1, 2, 3, 4, 5, 6])
+    titles, images = table.duplicate_codes
+    rows = table.rows_of(keys)
     vectors = {1: a, 3: b, 4: c}
-    kept = collapse(hits, vectors=lambda keys: {k: vectors[k] for k in keys if k in vectors}, threshold=0.97)
-    assert [h.product.key for h in kept] == [1, 4]  # 2: same bytes as 1; 3: same title, near-identical photo
-    assert kept[0].duplicates == ["2", "3"]
+    kept = collapse(keys, titles[rows], images[rows], threshold=0.97,
+                    vectors=lambda wanted: {k: vectors[k] for k in wanted if k in vectors})
+    # 2: same bytes as 1; 3: same title, near-identical photo; 4: same title, another photo; 5, 6: no image, no
+    # vector, so nothing to compare: both kept.
+    assert kept == [(0, [1, 2]), (3, []), (4, []), (5, [])]
+    assert table.rows_of(np.array([4, 99])).tolist() == [3, -1]
 
 
 def test_token_buckets_allow_bursts_then_ask_to_wait():
