@@ -174,7 +174,7 @@ def test_auto_keeps_an_int8_tower_that_is_faithful_and_faster_and_decides_once(t
     assert (eager.encode_texts(texts) * fast.encode_texts(texts)).sum(1).min() >= 0.999
     folder = fast.towers.folder
     assert json.loads((folder / "image.int8.json").read_text())["use"] is True
-    monkeypatch.setattr(runtime, "quantize_matmuls", lambda *a: pytest.fail("quantised the same weights again"))
+    monkeypatch.setattr(runtime, "_quantize", lambda *a: pytest.fail("quantised the same weights again"))
     again = _dense_encoder()
     again.use_runtime("auto", tmp_path)  # the second start reads the decision and the twins
     assert again.precision == {"image": "int8", "text": "int8"}

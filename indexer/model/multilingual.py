@@ -143,8 +143,9 @@ def multilingual_config(name: str = DEFAULT_MULTILINGUAL) -> dict:
 def load_multilingual(name: str = DEFAULT_MULTILINGUAL, *, cache_dir: Path | None = None,
                       runtime: str | None = None) -> MultilingualEncoder:
     """The multilingual encoder `name`, loaded once per process; WeightsUnavailable (one line) when its package or
-    weights file is missing. Its queries run on ONNX Runtime where `runtime` (default: the `inference` setting)
-    allows and the graph, cached in `cache_dir` (default: the `model_cache_dir` setting), matches the engine."""
+    weights file is missing. Its vectors are computed on ONNX Runtime where `runtime` (default: the `inference`
+    setting) allows and the graph, cached in `cache_dir` (default: the `model_cache_dir` setting), matches the
+    engine."""
     if cache_dir is None or runtime is None:  # callers that hold Settings pass both
         from indexer.config import load_settings
 

@@ -156,7 +156,7 @@ def _int8_decision(folder: Path, tower: str, fp32: Callable[[np.ndarray], np.nda
     if record.is_file():
         return json.loads(record.read_text())
     try:
-        quantize_matmuls(folder / f"{tower}.onnx", twin)
+        _quantize(folder / f"{tower}.onnx", twin)
         int8 = _runner(twin, threads)
         cosine = float(row_cosines(eager, int8(inputs)).min())
         speedup = _speedup(fp32, int8, inputs) if cosine >= MIN_COSINE else 0.0
@@ -174,7 +174,7 @@ def _int8_decision(folder: Path, tower: str, fp32: Callable[[np.ndarray], np.nda
     return decision
 
 
-def quantize_matmuls(source: Path, target: Path) -> None:
+def _quantize(source: Path, target: Path) -> None:
     """`target`: `source` with its constant-weight MatMuls as int8 (per output channel), written atomically."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
