@@ -148,3 +148,12 @@ def test_eager_keeps_the_engine(tmp_path):
     model = _load_cached(NAME, tmp_path, "eager")
     assert model.runtime == "engine"
     assert not (tmp_path / "onnx").exists()
+
+
+@pytest.mark.parametrize("data", [b"", b"GGUF0000", b"E5S1\x01\x00\x00\x00" + b"\x00" * 10])
+def test_a_weights_file_that_cannot_be_read_is_refused_with_the_reason(tmp_path, data):
+    bad = tmp_path / "e5-small-q4.bin"
+    bad.write_bytes(data)
+    engine = load_multilingual(NAME, runtime="eager")
+    with pytest.raises(ExportFailed, match="can't be read for ONNX Runtime"):
+        multilingual_runtime.load_onnx_e5(bad, tmp_path / "cache", engine._engine_vectors)

@@ -12,6 +12,7 @@ lowest piece score minus 10.
 from __future__ import annotations
 
 import hashlib
+import mmap
 import re
 import struct
 from dataclasses import dataclass
@@ -41,11 +42,16 @@ class _Tensor:
 
 
 class E5File:
-    """One model file, read once: sizes, tokenizer and tensors (float32 copies made on demand)."""
+    """One model file, parsed once: sizes, tokenizer and tensors (float32 copies made on demand)."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self._data = self.path.read_bytes()
+        # Mapped, not read: the engine maps the same file, so a worker holds its pages once.
+        with open(self.path, "rb") as fh:
+            try:
+                self._data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+            except ValueError as exc:  # an empty file
+                raise E5FileError(f"{self.path.name} can't be mapped: {exc}") from exc
         if self._data[:4] != MAGIC:
             raise E5FileError(f"{self.path.name} is not an E5S1 model file")
         try:
@@ -144,16 +150,12 @@ class E5File:
         return ids[::-1]
 
     # --- tensors -----------------------------------------------------------------------------------------
-    def names(self) -> list[str]:
-        return list(self._tensors)
-
     def array(self, name: str) -> np.ndarray:
-        """The tensor as float32: flat for a float32 one, (rows, columns) for a Q4_0 matrix (dequantised exactly)."""
+        """A float32 tensor (biases, norms, position and type embeddings), flat."""
         tensor = self._tensor(name)
-        if tensor.dtype == _FLOAT32:
-            return np.frombuffer(self._data, np.float32, tensor.count, tensor.offset).copy()
-        blocks = np.frombuffer(self._data, np.uint8, tensor.nbytes, tensor.offset).reshape(-1, _Q4_BYTES)
-        return _dequantise(blocks).reshape(-1, self.columns(name))
+        if tensor.dtype != _FLOAT32:
+            raise E5FileError(f"tensor {name} is not float32 (a 4-bit matrix is read with q4)")
+        return np.frombuffer(self._data, np.float32, tensor.count, tensor.offset).copy()
 
     def q4(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """A Q4_0 matrix as ONNX Runtime's MatMulNBits stores 4-bit weights: (blocks, 16) bytes with element 2k in
