@@ -72,7 +72,7 @@ def test_passages_on_two_threads_are_the_same_vectors(models):
 def test_fast_vectors_rank_products_as_the_engine_does(models):
     """Grocery, IKEA and Myntra passages ranked for real queries, each runtime with its own passages and queries:
     what the fast path ranks in the top 10 differs from the engine's only among near-ties (within NEAR_TIE of the
-    engine's own scores; e5 puts many products this close), and the two top 10s share at least 90% of their products."""
+    engine's own scores; e5 puts many products this close), and the two top 10s share at least 95% of their products."""
     engine, fast = models
     texts = _texts()
     queries = texts[200:] + ["oat milk", "Granny Smith", "white bookcase", "blue running shoes", "banan", "päron"]
@@ -82,7 +82,7 @@ def test_fast_vectors_rank_products_as_the_engine_does(models):
     for row, (mine, theirs) in enumerate(zip(top_fast, top_engine)):
         assert scores[row, mine[0]] >= scores[row, theirs[0]] - NEAR_TIE, queries[row]
         assert scores[row, mine].min() >= scores[row, theirs[-1]] - NEAR_TIE, queries[row]
-    assert np.mean([len(set(x) & set(y)) / 10 for x, y in zip(top_engine, top_fast)]) >= 0.9  # measured 0.93
+    assert np.mean([len(set(x) & set(y)) / 10 for x, y in zip(top_engine, top_fast)]) >= 0.95  # measured 0.974
 
 
 def test_a_text_longer_than_a_window_is_answered_by_the_engine(models, weights, monkeypatch):
