@@ -163,11 +163,9 @@ class E5File:
         tensor = self._tensor(name)
         if tensor.dtype != _Q4_0:
             raise E5FileError(f"tensor {name} is not 4-bit")
-        blocks = np.frombuffer(self._data, np.uint8, tensor.nbytes, tensor.offset).reshape(-1, _Q4_BYTES)
-        scales = blocks[:, :2].copy().view(np.float16).astype(np.float32).ravel()
-        stored = blocks[:, 2:]
-        ordered = np.concatenate([stored & 0x0F, stored >> 4], axis=1)  # element j of the block, j = 0..31
-        return (ordered[:, 0::2] | (ordered[:, 1::2] << 4)).astype(np.uint8), scales
+        scales, nibbles = _unpack(np.frombuffer(self._data, np.uint8, tensor.nbytes, tensor.offset)
+                                  .reshape(-1, _Q4_BYTES))
+        return (nibbles[:, 0::2] | (nibbles[:, 1::2] << 4)).astype(np.uint8), scales.ravel()
 
     def word_rows(self, ids: list[int] | np.ndarray) -> np.ndarray:
         """The word embeddings of `ids` (float32, one row each), dequantised from the 4-bit table on demand: the
@@ -195,9 +193,15 @@ class E5File:
         return self.ffn if name.endswith(".fo.w") else self.hidden
 
 
-def _dequantise(blocks: np.ndarray) -> np.ndarray:
-    """(n, 18) Q4_0 blocks -> (n, 32) float32 weights, in the engine's order (low nibbles first)."""
+def _unpack(blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(n, 18) Q4_0 blocks -> their (n, 1) float32 scales and (n, 32) uint8 nibbles, element j of a block at column
+    j (the engine stores element j in the low nibble of byte j and element j + 16 in its high one)."""
     scales = blocks[:, :2].copy().view(np.float16).astype(np.float32)
     stored = blocks[:, 2:]
-    nibbles = np.concatenate([stored & 0x0F, stored >> 4], axis=1).astype(np.float32)
-    return (nibbles - 8.0) * scales
+    return scales, np.concatenate([stored & 0x0F, stored >> 4], axis=1)
+
+
+def _dequantise(blocks: np.ndarray) -> np.ndarray:
+    """(n, 18) Q4_0 blocks -> (n, 32) float32 weights: (nibble - 8) * scale."""
+    scales, nibbles = _unpack(blocks)
+    return (nibbles.astype(np.float32) - 8.0) * scales
