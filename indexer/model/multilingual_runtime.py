@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from indexer.files import atomic_write_bytes
 from indexer.model.e5_file import BLOCK, E5File, E5FileError
 from indexer.model.runtime import MIN_COSINE, ExportFailed, ort_session, row_cosines
 
@@ -86,19 +86,12 @@ def load_onnx_e5(weights: Path, cache_dir: Path, reference: Callable[[list[str],
 
 
 def _build(weights: E5File, path: Path) -> None:
-    """Write the graph to `path` under a temporary name, renamed into place at the end."""
-    import onnx
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(f".{path.stem}.{os.getpid()}.onnx")
+    """Write the graph to `path` atomically."""
     try:
-        onnx.save(_graph(weights), str(staging))
-        os.replace(staging, path)
+        atomic_write_bytes(path, _graph(weights).SerializeToString())
     except Exception as exc:  # onnx raises many kinds
         raise ExportFailed(f"building e5's ONNX graph failed: {type(exc).__name__}: "
                            f"{str(exc).splitlines()[0][:200] if str(exc) else ''}") from exc
-    finally:
-        staging.unlink(missing_ok=True)
     log.info("built e5's graph for ONNX Runtime in %s", path)
 
 
