@@ -138,7 +138,8 @@ def test_collapse_folds_same_image_and_same_title_near_identical_vectors():
     a = np.array([1.0, 0.0], dtype=np.float32)
     b = np.array([0.999, 0.0447], dtype=np.float32)
     c = np.array([0.0, 1.0], dtype=np.float32)
-    # Keys 1-4 in rank order: 1 "Red Tee" image h1, 2 "Blue Tee" h1, 3 "red  tee" h3, 4 "Red Tee" h4, 5 no image.
+    # Keys 1-6 in rank order: 1 "Red Tee" image h1, 2 "Blue Tee" h1, 3 "red  tee" h3, 4 "Red Tee" h4, 5 and 6
+    # "Blue Tee" without an image.
     table = ProductTable.from_cards([facts(1, "Red Tee", image_hash="h1"), facts(2, "Blue Tee", image_hash="h1"),
                                      facts(3, "red  tee", image_hash="h3"), facts(4, "Red Tee", image_hash="h4"),
                                      facts(5, "Blue Tee"), facts(6, "Blue Tee")])
